@@ -1,0 +1,59 @@
+# One-command set-up: `make run` starts the platform, `make test` runs the suite.
+# Both create .venv and install what they need; nothing has to be installed by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PACKAGES := shared gateway services/fingerprint services/face-recognition services/face-verify services/contour-mask
+PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
+HOST   ?= 127.0.0.1
+PORT   ?= 8000
+export BIOMETRICS_DATA_DIR ?= $(abspath ../shared/data)
+
+.PHONY: help install run migrate create-admin test test-unit up down status bench lint clean
+
+help:
+	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
+	@echo "make test          install test dependencies and run the whole suite"
+	@echo "make up / down     distributed mode on loopback: gateway, 4 services, 4 Celery workers (PostgreSQL + Redis)"
+	@echo "make create-admin  EMAIL=... [PASSWORD=...]: create or promote an admin account"
+	@echo "make bench         benchmarks; reports under reports/"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+	$(PIP) -c constraints.txt $(addprefix -e ,$(PACKAGES))
+	@touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
+	$(PIP) -c constraints.txt -r requirements-test.txt
+	@touch $@
+
+install: $(VENV)/.installed
+
+migrate: install
+	$(BIN)/bio-platform migrate
+
+run: install
+	$(BIN)/bio-platform run --host $(HOST) --port $(PORT)
+
+create-admin: install
+	$(BIN)/bio-platform create-admin --email "$(EMAIL)" $(if $(PASSWORD),--password "$(PASSWORD)")
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+up: install
+	$(BIN)/python deploy/local/launch.py up
+
+down:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python deploy/local/launch.py down; else echo "nothing to stop"; fi
+
+status: install
+	$(BIN)/python deploy/local/launch.py status
+
+bench: $(VENV)/.test-installed
+	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
+
+clean:
+	rm -rf $(VENV) var reports .pytest_cache

@@ -1,0 +1,1 @@
+"""Gateway of the biometric identity platform."""

@@ -1,0 +1,30 @@
+"""create_app(settings) -> FastAPI for the fingerprint service."""
+
+from fastapi import FastAPI
+
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
+
+from bio_fingerprint.api import routers
+from bio_fingerprint.models import Job
+from bio_fingerprint.service import register_jobs
+from bio_fingerprint.settings import FingerprintSettings
+
+NAME, PREFIX = "fingerprint", "/api/v1/fingerprint"
+
+
+def build(settings: FingerprintSettings | None = None) -> ServiceRuntime:
+    rt = build_runtime(NAME, "bio_fingerprint", PREFIX, settings or FingerprintSettings(), Job)
+    register_jobs(rt)
+    return rt
+
+
+def create_app(settings: FingerprintSettings | None = None) -> FastAPI:
+    rt = build(settings)
+    return create_service_app(rt, title="Fingerprint service", routers=routers(rt),
+                              description="Fingerprint enhancement, minutiae templates, verification and identification.")
+
+
+SERVICE = ServiceSpec(name=NAME, prefix=PREFIX, package="bio_fingerprint", create_app=create_app,
+                      settings_cls=FingerprintSettings)

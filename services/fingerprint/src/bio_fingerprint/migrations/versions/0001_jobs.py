@@ -1,0 +1,19 @@
+"""fingerprint jobs table
+
+Revision ID: fp0001
+"""
+
+from bio_shared.migration_ops import create_jobs_table_v1, drop_jobs_table_v1
+
+revision = "fp0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_jobs_table_v1("fingerprint_jobs")
+
+
+def downgrade() -> None:
+    drop_jobs_table_v1("fingerprint_jobs")

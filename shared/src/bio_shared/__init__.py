@@ -1,0 +1,1 @@
+"""Shared core of the biometric identity platform."""

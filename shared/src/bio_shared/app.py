@@ -1,0 +1,137 @@
+"""The common shell of every service app: middleware, errors, health, metrics and job routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi.responses import JSONResponse, Response
+
+from bio_shared.db import check_database
+from bio_shared.errors import BioError, NotFound, ServiceUnavailable, install_error_handlers
+from bio_shared.identity import Identity
+from bio_shared.jobs import JobStatus, job_to_dict
+from bio_shared.logging import RequestIdMiddleware, configure_logging
+from bio_shared.metrics import MetricsMiddleware, metrics_response
+from bio_shared.runtime import ServiceRuntime
+from bio_shared.schemas import ErrorResponse, JobList, JobOut
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "No valid gateway identity"},
+    404: {"model": ErrorResponse, "description": "Not found (or owned by another account)"},
+}
+
+
+def probe_dependencies(settings: Any) -> dict[str, str]:
+    """Readiness: the database answers, and Redis too when one is configured."""
+    checks: dict[str, str] = {}
+    try:
+        check_database(settings.database_url)
+        checks["database"] = "ok"
+    except Exception as exc:  # noqa: BLE001
+        checks["database"] = f"error: {type(exc).__name__}"
+    if settings.redis_url:
+        try:
+            client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+            client.ping()
+            client.close()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"error: {type(exc).__name__}"
+    return checks
+
+
+def add_probes(app: FastAPI, settings: Any, service: str) -> None:
+    @app.get("/healthz", tags=["health"], include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get("/readyz", tags=["health"], include_in_schema=False)
+    def readyz() -> JSONResponse:
+        checks = probe_dependencies(settings)
+        ok = all(v == "ok" for v in checks.values())
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, 200 if ok else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics() -> Response:
+        return metrics_response()
+
+
+def jobs_router(rt: ServiceRuntime) -> APIRouter:
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+
+    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
+    def list_jobs(
+        identity: Identity = Depends(rt.require_identity),
+        limit: int = Query(50, ge=1, le=200),
+        offset: int = Query(0, ge=0),
+    ) -> dict[str, Any]:
+        return {"items": [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, limit, offset)]}
+
+    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
+    def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
+        return job_to_dict(rt.jobs.get(job_id, identity), rt.jobs)
+
+    return router
+
+
+def accepted(job: Any, rt: ServiceRuntime) -> JSONResponse:
+    """The 202 answer of every job submission."""
+    body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
+    return JSONResponse(body, status_code=202, headers={"Location": rt.jobs.status_url(job.id)})
+
+
+def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
+    job = rt.jobs.get(job_id, identity)
+    if job.status != JobStatus.succeeded.value:
+        raise BioError(f"job is {job.status}; its output exists once it has succeeded", code="job_not_finished",
+                       status_code=409)
+    if not job.result:
+        raise NotFound("job has no output")
+    return job
+
+
+def create_service_app(
+    rt: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: Iterable[APIRouter],
+    on_startup: Callable[[], None] | None = None,
+) -> FastAPI:
+    configure_logging(rt.name, rt.settings.log_level, rt.settings.log_json)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if rt.settings.jobs_in_process:
+            rt.start_in_process_jobs()
+        if on_startup:
+            on_startup()  # models are loaded here, once per process
+        try:
+            rt.jobs.reap(pending_after_s=0 if rt.settings.jobs_in_process else None)
+        except Exception:  # noqa: BLE001 - readiness reports the database; do not refuse to start
+            pass
+        rt.start_reaper()
+        yield
+        rt.stop()
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan,
+                  docs_url=f"{rt.prefix}/docs", openapi_url=f"{rt.prefix}/openapi.json", redoc_url=None)
+    app.state.runtime = rt
+    install_error_handlers(app)
+    add_probes(app, rt.settings, rt.name)
+    app.include_router(jobs_router(rt))
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(MetricsMiddleware, service=rt.name)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def require_ready(rt: ServiceRuntime) -> None:
+    checks = probe_dependencies(rt.settings)
+    if any(v != "ok" for v in checks.values()):
+        raise ServiceUnavailable("a dependency is unavailable", details=checks)

@@ -1,0 +1,88 @@
+"""Celery app factory: one app and one queue per service, tuned so a killed worker loses nothing.
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: the message is acknowledged only after the
+  task returns, and re-queued if the worker child dies mid-task.
+* ``worker_prefetch_multiplier=1``: a worker never hoards jobs it cannot start.
+* The jobs table stays the source of truth (see :mod:`bio_shared.jobs`); the broker carries ids.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from celery import Celery, signals
+
+from bio_shared.db import dispose_engines
+from bio_shared.jobs import JobQueue
+from bio_shared.logging import configure_logging, request_id_var
+from bio_shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+def make_celery(service: str, settings: CommonSettings) -> Celery:
+    app = Celery(f"bio_{service}", broker=settings.redis_url or "memory://", set_as_current=False)
+    app.conf.update(
+        task_default_queue=service,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_time_limit=settings.job_time_limit_s,
+        task_soft_time_limit=max(1, settings.job_time_limit_s - 5),
+        worker_max_tasks_per_child=200,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
+        task_serializer="json",
+        accept_content=["json"],
+        enable_utc=True,
+    )
+    return app
+
+
+def register_job_task(app: Celery, queue: JobQueue) -> Any:
+    """The one task of a service: run the job whose id the message carries."""
+
+    @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts)
+    def run_job(self, job_id: str) -> str:  # noqa: ANN001
+        token = request_id_var.set(getattr(self.request, "request_id", None)
+                                   or (self.request.headers or {}).get("request_id"))
+        try:
+            outcome = queue.execute(job_id)
+        finally:
+            request_id_var.reset(token)
+        if outcome.retry_in is not None:
+            raise self.retry(countdown=outcome.retry_in)
+        return outcome.state
+
+    return run_job
+
+
+def install_worker_hooks(app: Celery, queue: JobQueue, *, log_level: str = "INFO") -> None:
+    """Fork safety, logging, metrics endpoint and a reap of orphaned jobs when the worker starts."""
+
+    @signals.worker_process_init.connect(weak=False)
+    def _child_init(**_: Any) -> None:
+        dispose_engines()  # never share a connection pool across fork
+
+    @signals.setup_logging.connect(weak=False)
+    def _logging(**_: Any) -> None:
+        configure_logging(f"{queue.service}-worker", log_level)
+
+    @signals.worker_ready.connect(weak=False)
+    def _ready(sender: Any = None, **_: Any) -> None:
+        port = int(os.environ.get("BIO_WORKER_METRICS_PORT", "0") or 0)
+        if port:
+            from bio_shared.metrics import start_metrics_server
+
+            start_metrics_server(port, os.environ.get("BIO_WORKER_METRICS_ADDR", "127.0.0.1"))
+        try:
+            counts = queue.reap()
+            log.info("worker ready; reaped %s", counts)
+        except Exception:  # noqa: BLE001 - the database may still be starting
+            log.exception("reap at worker start failed")

@@ -1,0 +1,157 @@
+"""SQLAlchemy 2 engines and sessions, and Alembic migrations per package.
+
+Every package owns its tables (its own ``DeclarativeBase``) and its own Alembic version table, so
+packages migrate independently against one database (SQLite in the embedded mode, PostgreSQL in the
+distributed one).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+_engines: dict[str, Engine] = {}
+_lock = threading.Lock()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect):  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the in-process job threads
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here; create SQLite's folder on the way."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername="postgresql+psycopg")
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
+        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    return u.render_as_string(hide_password=False)
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per URL per process (the embedded mode shares it between all packages)."""
+    url = normalise_url(url)
+    with _lock:
+        engine = _engines.get(url)
+        if engine is None:
+            if url.startswith("sqlite"):
+                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+                event.listen(engine, "connect", _sqlite_pragmas)
+            else:
+                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+            _engines[url] = engine
+        return engine
+
+
+def dispose_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.dispose()
+        _engines.clear()
+
+
+def session_factory(url: str) -> sessionmaker[Session]:
+    return sessionmaker(bind=get_engine(url), expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """Commit on success, roll back on any error."""
+    session = factory()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+def check_database(url: str) -> None:
+    from sqlalchemy import text
+
+    with get_engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def migrate(package: str, url: str, revision: str = "head") -> None:
+    """Upgrade one package's schema. ``package`` holds ``migrations/`` (env.py + versions/)."""
+    from alembic import command
+
+    command.upgrade(alembic_config(package, url), revision)
+
+
+def downgrade(package: str, url: str, revision: str) -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(package, url), revision)
+
+
+def alembic_config(package: str, url: str):  # noqa: ANN201
+    from alembic.config import Config
+
+    script_dir = resources.files(package) / "migrations"
+    cfg = Config()
+    cfg.set_main_option("script_location", str(script_dir))
+    cfg.set_main_option("sqlalchemy.url", normalise_url(url).replace("%", "%%"))
+    cfg.attributes["configure_logger"] = False
+    return cfg
+
+
+def run_migrations(target_metadata, version_table: str) -> None:  # noqa: ANN001
+    """Body of every package's ``migrations/env.py``."""
+    from alembic import context
+
+    url = context.config.get_main_option("sqlalchemy.url")
+    opts = dict(
+        target_metadata=target_metadata,
+        version_table=version_table,
+        render_as_batch=url.startswith("sqlite"),  # SQLite needs batch mode for ALTER
+        compare_type=True,
+    )
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **opts)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = get_engine(url)
+    with engine.connect() as connection:
+        context.configure(connection=connection, **opts)
+        with context.begin_transaction():
+            context.run_migrations()

@@ -1,0 +1,379 @@
+"""Jobs: a table mixin, the submit/status helpers and the crash-safe executor.
+
+The jobs table is the source of truth; the broker only carries job ids. A job is *claimed* by an
+atomic conditional UPDATE that also sets a lease. A worker that dies leaves a job whose lease
+expires; the reaper (Celery beat, worker start-up, and every status read) then re-dispatches it,
+or marks it failed with the reason once its attempts are used up. The same job id delivered twice
+(late ack re-delivery plus a reaper re-dispatch) runs once, because only one claim can win.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Callable, Protocol
+
+from sqlalchemy import JSON, Float, Integer, String, Text, or_, select, update
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from bio_shared.db import UTCDateTime, session_scope, utcnow
+from bio_shared.errors import BioError, NotFound, ServiceUnavailable
+from bio_shared.identity import Identity
+from bio_shared.logging import request_id_var
+from bio_shared.metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS
+from bio_shared.settings import CommonSettings
+
+log = logging.getLogger(__name__)
+
+
+class JobStatus(str, enum.Enum):
+    pending = "pending"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+FINAL = {JobStatus.succeeded.value, JobStatus.failed.value}
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobMixin:
+    """Columns of every service's jobs table (``class Job(JobMixin, Base): __tablename__ = ...``)."""
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    owner_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.pending.value)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    worker: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+
+class TransientJobError(Exception):
+    """Raise from a handler for a failure worth retrying (a dependency briefly unavailable)."""
+
+
+@dataclass
+class JobContext:
+    """What a handler sees: the job's data, never a live ORM object shared across threads."""
+
+    id: str
+    owner_id: str
+    kind: str
+    params: dict[str, Any]
+    attempt: int
+    queue: "JobQueue"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def progress(self, fraction: float) -> None:
+        """Report progress and renew the lease (long jobs call this so they are not reaped)."""
+        self.queue._renew(self.id, max(0.0, min(1.0, fraction)))
+
+
+Handler = Callable[[JobContext], dict[str, Any]]
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None: ...
+
+
+class ThreadDispatcher:
+    """Embedded mode: jobs run in this process on worker threads, off the request thread."""
+
+    def __init__(self, queue: "JobQueue", threads: int) -> None:
+        self.queue = queue
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"jobs-{queue.service}")
+
+    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None:
+        if countdown > 0:
+            timer = threading.Timer(countdown, self.dispatch, args=(job_id,), kwargs={"request_id": request_id})
+            timer.daemon = True
+            timer.start()
+            return
+        self.pool.submit(self._run, job_id, request_id)
+
+    def _run(self, job_id: str, request_id: str | None) -> None:
+        token = request_id_var.set(request_id)
+        try:
+            outcome = self.queue.execute(job_id)
+            if outcome.retry_in is not None:
+                self.dispatch(job_id, countdown=outcome.retry_in, request_id=request_id)
+        except Exception:  # noqa: BLE001 - never kill the pool thread
+            log.exception("embedded job %s crashed", job_id)
+        finally:
+            request_id_var.reset(token)
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class CeleryDispatcher:
+    """Distributed mode: the job id goes to this service's own queue."""
+
+    def __init__(self, task: Any, queue_name: str) -> None:
+        self.task = task
+        self.queue_name = queue_name
+
+    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None:
+        self.task.apply_async(args=[job_id], queue=self.queue_name, countdown=countdown or None,
+                              headers={"request_id": request_id})
+
+
+@dataclass
+class Outcome:
+    state: str  # ran, skipped, busy, retry
+    retry_in: float | None = None
+
+
+class JobQueue:
+    """Submit, read, execute and reap the jobs of one service."""
+
+    def __init__(self, service: str, model: type, sessions: sessionmaker[Session], settings: CommonSettings,
+                 status_path: str) -> None:
+        self.service = service
+        self.model = model
+        self.sessions = sessions
+        self.settings = settings
+        self.status_path = status_path.rstrip("/")  # e.g. /api/v1/fingerprint/jobs
+        self.handlers: dict[str, Handler] = {}
+        self.dispatcher: Dispatcher | None = None
+        self.worker_name = f"{service}@{uuid.uuid4().hex[:8]}"
+
+    # -- registration -----------------------------------------------------------------------------
+    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+        def register(fn: Handler) -> Handler:
+            self.handlers[kind] = fn
+            return fn
+
+        return register
+
+    def status_url(self, job_id: str) -> str:
+        return f"{self.status_path}/{job_id}"
+
+    # -- API side ---------------------------------------------------------------------------------
+    def submit(self, identity: Identity, kind: str, params: dict[str, Any]) -> Any:
+        """Insert the row first (committed), then dispatch. If the broker is down, the job is marked
+        failed with that reason and the caller gets 503, so nothing is left pending forever."""
+        if kind not in self.handlers:
+            raise ValueError(f"no handler for job kind {kind!r}")
+        rid = request_id_var.get()
+        with session_scope(self.sessions) as s:
+            job = self.model(id=new_id(), owner_id=identity.account_id, kind=kind, params=params,
+                             status=JobStatus.pending.value, request_id=rid, created_at=utcnow())
+            s.add(job)
+        JOBS.labels(self.service, kind, "submitted").inc()
+        try:
+            self._dispatcher().dispatch(job.id, request_id=rid)
+        except Exception as exc:  # noqa: BLE001 - broker errors come in many types
+            log.exception("dispatch of job %s failed", job.id)
+            self._finish(job.id, JobStatus.failed, error={"code": "queue_unavailable",
+                                                           "message": "the job queue is unavailable"})
+            raise ServiceUnavailable("the job queue is unavailable; try again later",
+                                     code="queue_unavailable") from exc
+        return job
+
+    def get(self, job_id: str, identity: Identity) -> Any:
+        """A job of the caller's account (another account's job is 'not found', never 'forbidden')."""
+        with self.sessions() as s:
+            job = s.get(self.model, job_id) if len(job_id) <= 64 else None
+            if job is None or job.owner_id != identity.account_id:
+                raise NotFound("job not found", code="job_not_found")
+        if job.status == JobStatus.running.value and job.lease_expires_at and job.lease_expires_at < utcnow():
+            self.reap([job_id])
+            with self.sessions() as s:
+                job = s.get(self.model, job_id)
+        return job
+
+    def list(self, identity: Identity, limit: int = 50, offset: int = 0) -> list[Any]:
+        with self.sessions() as s:
+            stmt = (select(self.model).where(self.model.owner_id == identity.account_id)
+                    .order_by(self.model.created_at.desc()).limit(limit).offset(offset))
+            return list(s.scalars(stmt))
+
+    # -- worker side ------------------------------------------------------------------------------
+    def execute(self, job_id: str) -> Outcome:
+        claim = self._claim(job_id)
+        if claim is None:
+            return self._why_not_claimed(job_id)
+        ctx, queued_for = claim
+        JOB_QUEUE_WAIT.labels(self.service, ctx.kind).observe(queued_for)
+        handler = self.handlers.get(ctx.kind)
+        start = time.perf_counter()
+        try:
+            if handler is None:
+                raise BioError(f"unknown job kind {ctx.kind}", code="unknown_job_kind")
+            self._debug_delay(ctx)
+            result = handler(ctx)
+        except TransientJobError as exc:
+            if ctx.attempt < self.settings.job_max_attempts:
+                self._release(job_id)
+                JOBS.labels(self.service, ctx.kind, "retried").inc()
+                return Outcome("retry", retry_in=min(2.0 ** ctx.attempt, 60.0))
+            self._finish(job_id, JobStatus.failed, error={"code": "transient_failure", "message": str(exc)})
+            JOBS.labels(self.service, ctx.kind, "failed").inc()
+            return Outcome("ran")
+        except BioError as exc:
+            self._finish(job_id, JobStatus.failed, error=exc.to_dict())
+            JOBS.labels(self.service, ctx.kind, "failed").inc()
+            return Outcome("ran")
+        except Exception as exc:  # noqa: BLE001
+            log.exception("job %s (%s) failed", job_id, ctx.kind)
+            self._finish(job_id, JobStatus.failed,
+                         error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
+            JOBS.labels(self.service, ctx.kind, "failed").inc()
+            return Outcome("ran")
+        finally:
+            JOB_DURATION.labels(self.service, ctx.kind).observe(time.perf_counter() - start)
+        self._finish(job_id, JobStatus.succeeded, result=result)
+        JOBS.labels(self.service, ctx.kind, "succeeded").inc()
+        return Outcome("ran")
+
+    def reap(self, job_ids: list[str] | None = None, pending_after_s: float | None = None) -> dict[str, int]:
+        """Re-dispatch running jobs whose lease expired, and pending jobs no worker took within
+        ``job_redispatch_after_s`` (their message was lost with a broker restart or a process exit);
+        fail those out of attempts. Safe from every process at once: each transition is conditional."""
+        now = utcnow()
+        counts = {"requeued": 0, "failed": 0}
+        redispatch_s = self.settings.job_redispatch_after_s
+        with self.sessions() as s:
+            m = self.model
+            stale_pending = now - timedelta(seconds=redispatch_s if pending_after_s is None else pending_after_s)
+            cond = or_(
+                (m.status == JobStatus.running.value) & (m.lease_expires_at < now),
+                (m.status == JobStatus.pending.value) & (m.created_at < stale_pending)
+                & or_(m.lease_expires_at.is_(None), m.lease_expires_at < now),
+            )
+            stmt = select(m.id, m.attempts, m.status, m.request_id).where(cond)
+            if job_ids is not None:
+                stmt = stmt.where(m.id.in_(job_ids))
+            rows = list(s.execute(stmt.limit(500)))
+        for job_id, attempts, status, rid in rows:
+            if attempts >= self.settings.job_max_attempts:
+                reason = ("the worker running this job was lost" if status == JobStatus.running.value
+                          else "the job could not be delivered to a worker")
+                if self._finish(job_id, JobStatus.failed, expect=status,
+                                error={"code": "worker_lost", "message": f"{reason} after {attempts} attempts"}):
+                    counts["failed"] += 1
+                    JOBS.labels(self.service, "unknown", "failed").inc()
+                continue
+            # Push the lease forward before dispatching so concurrent reapers do not double-send,
+            # and a job waiting in a long queue is not sent again before redispatch_s.
+            hold = now + timedelta(seconds=redispatch_s)
+            with session_scope(self.sessions) as s:
+                changed = s.execute(
+                    update(self.model).where(self.model.id == job_id, self.model.status == status,
+                                             or_(self.model.lease_expires_at.is_(None),
+                                                 self.model.lease_expires_at < now))
+                    .values(status=JobStatus.pending.value, lease_expires_at=hold)
+                ).rowcount
+            if changed:
+                try:
+                    self._dispatcher().dispatch(job_id, request_id=rid)
+                    counts["requeued"] += 1
+                    log.warning("job %s requeued after %s attempt(s)", job_id, attempts)
+                except Exception:  # noqa: BLE001 - broker down: the next reap tries again
+                    log.exception("requeue of job %s failed", job_id)
+        return counts
+
+    # -- internals --------------------------------------------------------------------------------
+    def _dispatcher(self) -> Dispatcher:
+        if self.dispatcher is None:
+            raise RuntimeError(f"job dispatcher of {self.service} is not configured")
+        return self.dispatcher
+
+    def _lease(self) -> datetime:
+        return utcnow() + timedelta(seconds=self.settings.job_time_limit_s + self.settings.job_lease_grace_s)
+
+    def _claim(self, job_id: str) -> tuple[JobContext, float] | None:
+        now = utcnow()
+        m = self.model
+        with session_scope(self.sessions) as s:
+            changed = s.execute(
+                update(m)
+                .where(m.id == job_id, m.attempts < self.settings.job_max_attempts,
+                       or_(m.status == JobStatus.pending.value,
+                           (m.status == JobStatus.running.value) & (m.lease_expires_at < now)))
+                .values(status=JobStatus.running.value, attempts=m.attempts + 1, started_at=now,
+                        lease_expires_at=self._lease(), worker=self.worker_name)
+            ).rowcount
+            if not changed:
+                return None
+            job = s.get(m, job_id)
+            ctx = JobContext(id=job.id, owner_id=job.owner_id, kind=job.kind, params=dict(job.params or {}),
+                             attempt=job.attempts, queue=self)
+            return ctx, max(0.0, (now - job.created_at).total_seconds())
+
+    def _why_not_claimed(self, job_id: str) -> Outcome:
+        with self.sessions() as s:
+            job = s.get(self.model, job_id)
+            if job is None or job.status in FINAL:
+                return Outcome("skipped")
+            if job.status == JobStatus.running.value:
+                # Another worker holds it, or held it and died: the reaper re-dispatches it once
+                # its lease has expired, so this delivery can be dropped.
+                return Outcome("busy")
+        self.reap([job_id])  # out of attempts: fail it with the reason now
+        return Outcome("skipped")
+
+    def _renew(self, job_id: str, fraction: float) -> None:
+        with session_scope(self.sessions) as s:
+            s.execute(update(self.model).where(self.model.id == job_id, self.model.status == JobStatus.running.value)
+                      .values(progress=fraction, lease_expires_at=self._lease()))
+
+    def _release(self, job_id: str) -> None:
+        with session_scope(self.sessions) as s:
+            s.execute(update(self.model).where(self.model.id == job_id)
+                      .values(status=JobStatus.pending.value, lease_expires_at=self._lease()))
+
+    def _finish(self, job_id: str, status: JobStatus, *, result: dict | None = None, error: dict | None = None,
+                expect: str | None = None) -> bool:
+        values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "lease_expires_at": None}
+        if status == JobStatus.succeeded:
+            values.update(result=result, progress=1.0, error=None)
+        else:
+            values["error"] = error
+        with session_scope(self.sessions) as s:
+            stmt = update(self.model).where(self.model.id == job_id)
+            if expect:
+                stmt = stmt.where(self.model.status == expect)
+            return bool(s.execute(stmt.values(**values)).rowcount)
+
+    def _debug_delay(self, ctx: JobContext) -> None:
+        delay = self.settings.job_debug_delay_s
+        if delay > 0 and not self.settings.is_production:
+            end = time.monotonic() + delay
+            while time.monotonic() < end:
+                time.sleep(min(0.2, end - time.monotonic()))
+
+
+def job_to_dict(job: Any, queue: JobQueue) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "progress": job.progress,
+        "attempts": job.attempts,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "result": job.result,
+        "error": job.error,
+        "status_url": queue.status_url(job.id),
+    }

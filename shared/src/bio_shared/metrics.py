@@ -1,0 +1,98 @@
+"""Prometheus metrics shared by every process.
+
+Metrics are module-level singletons labelled by ``service`` so the embedded mode (all services in
+one process, one registry) and the distributed mode export the same series. Worker processes with
+several children set ``PROMETHEUS_MULTIPROC_DIR``; :func:`metrics_response` then aggregates.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+    start_http_server,
+)
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+_JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
+
+HTTP_REQUESTS = Counter(
+    "bio_http_requests_total", "HTTP requests by route template and status", ["service", "method", "route", "status"]
+)
+HTTP_LATENCY = Histogram(
+    "bio_http_request_duration_seconds", "HTTP request latency", ["service", "method", "route"],
+    buckets=_LATENCY_BUCKETS,
+)
+JOBS = Counter("bio_jobs_total", "Jobs by kind and outcome (submitted, succeeded, failed, retried)",
+               ["service", "kind", "outcome"])
+JOB_DURATION = Histogram("bio_job_duration_seconds", "Job run time", ["service", "kind"], buckets=_JOB_BUCKETS)
+JOB_QUEUE_WAIT = Histogram("bio_job_queue_wait_seconds", "Time from submit to start", ["service", "kind"],
+                           buckets=_JOB_BUCKETS)
+INFERENCE = Histogram("bio_inference_seconds", "Model inference time", ["service", "model"],
+                      buckets=_LATENCY_BUCKETS)
+GALLERY_SIZE = Gauge("bio_gallery_size", "Enrolled templates or embeddings", ["service", "gallery"],
+                     multiprocess_mode="max")
+RATE_LIMITED = Counter("bio_rate_limit_rejections_total", "Requests refused by a rate limit", ["scope"])
+AUTH_FAILURES = Counter("bio_auth_failures_total", "Failed authentications by reason", ["reason"])
+UPSTREAM_ERRORS = Counter("bio_gateway_upstream_errors_total", "Proxy errors by service and kind",
+                          ["service", "kind"])
+
+
+def metrics_response() -> Response:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
+    else:
+        body = generate_latest()
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
+    """For Celery workers, which have no HTTP app of their own."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        start_http_server(port, addr=addr, registry=registry)
+    else:
+        start_http_server(port, addr=addr)
+
+
+class MetricsMiddleware:
+    """Counts requests by the matched route template (never the raw path: ids would explode labels)."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)

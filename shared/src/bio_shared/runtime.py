@@ -1,0 +1,75 @@
+"""What every service process holds: settings, database sessions, blob store, job queue, Celery app.
+
+The same runtime serves the API process and the Celery worker of a service; only the dispatcher
+differs (in-process threads in the embedded mode, the service's Celery queue otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from celery import Celery
+from sqlalchemy.orm import Session, sessionmaker
+
+from bio_shared.celery_app import install_worker_hooks, make_celery, register_job_task
+from bio_shared.db import session_factory
+from bio_shared.identity import Identity, identity_dependency
+from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
+from bio_shared.settings import CommonSettings
+from bio_shared.storage import BlobStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceRuntime:
+    name: str  # queue name and metrics label, e.g. "fingerprint"
+    package: str  # import name holding migrations/, e.g. "bio_fingerprint"
+    prefix: str  # e.g. "/api/v1/fingerprint"
+    settings: CommonSettings
+    sessions: sessionmaker[Session]
+    blobs: BlobStore
+    jobs: JobQueue
+    celery: Celery
+    run_job: Any
+    require_identity: Callable[..., Identity]
+    _reaper_stop: threading.Event = field(default_factory=threading.Event)
+
+    def start_in_process_jobs(self) -> None:
+        self.jobs.dispatcher = ThreadDispatcher(self.jobs, self.settings.embedded_job_threads)
+
+    def start_reaper(self) -> None:
+        """Periodic re-dispatch of jobs whose worker died (runs in every API process)."""
+        interval = self.settings.job_reap_interval_s
+
+        def loop() -> None:
+            while not self._reaper_stop.wait(interval):
+                try:
+                    self.jobs.reap()
+                except Exception:  # noqa: BLE001 - database briefly away: try next round
+                    log.exception("job reaper of %s failed", self.name)
+
+        threading.Thread(target=loop, name=f"reaper-{self.name}", daemon=True).start()
+
+    def stop(self) -> None:
+        self._reaper_stop.set()
+        dispatcher = self.jobs.dispatcher
+        if isinstance(dispatcher, ThreadDispatcher):
+            dispatcher.shutdown()
+
+
+def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings, job_model: type) -> ServiceRuntime:
+    sessions = session_factory(settings.database_url)
+    queue = JobQueue(name, job_model, sessions, settings, status_path=f"{prefix}/jobs")
+    celery = make_celery(name, settings)
+    run_job = register_job_task(celery, queue)
+    install_worker_hooks(celery, queue, log_level=settings.log_level)
+    queue.dispatcher = CeleryDispatcher(run_job, name)
+    return ServiceRuntime(
+        name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
+        blobs=BlobStore(settings.blob_dir), jobs=queue, celery=celery, run_job=run_job,
+        require_identity=identity_dependency(lambda: settings.internal_secret),
+    )
