@@ -127,7 +127,7 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     app.add_middleware(MetricsMiddleware, service=rt.name)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(RequestIdMiddleware, service=rt.name)
     return app
 
 

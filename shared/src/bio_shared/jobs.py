@@ -25,7 +25,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 from bio_shared.db import UTCDateTime, session_scope, utcnow
 from bio_shared.errors import BioError, NotFound, ServiceUnavailable
 from bio_shared.identity import Identity
-from bio_shared.logging import request_id_var
+from bio_shared.logging import request_id_var, service_var
 from bio_shared.metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS
 from bio_shared.settings import CommonSettings
 
@@ -111,6 +111,7 @@ class ThreadDispatcher:
 
     def _run(self, job_id: str, request_id: str | None) -> None:
         token = request_id_var.set(request_id)
+        service_var.set(self.queue.service)  # pool threads only ever run this service's jobs
         try:
             outcome = self.queue.execute(job_id)
             if outcome.retry_in is not None:

@@ -15,6 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+# Which service handles the current request: in the embedded mode one process logs for all of them.
+service_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("service", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = logging.getLogger("bio.access")
@@ -38,7 +40,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
-            "service": self.service,
+            "service": service_var.get() or self.service,
             "logger": record.name,
             "msg": record.getMessage(),
         }
@@ -77,8 +79,9 @@ class RequestIdMiddleware:
     Also writes one access-log line per request. Pure ASGI so it adds little to the proxy path.
     """
 
-    def __init__(self, app: ASGIApp, *, trust_incoming: bool = True) -> None:
+    def __init__(self, app: ASGIApp, *, service: str | None = None, trust_incoming: bool = True) -> None:
         self.app = app
+        self.service = service
         self.trust_incoming = trust_incoming
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,6 +96,7 @@ class RequestIdMiddleware:
                     break
         rid = incoming or new_request_id()
         token = request_id_var.set(rid)
+        service_token = service_var.set(self.service) if self.service else None
         scope.setdefault("state", {})["request_id"] = rid
         status = 500
         start = time.perf_counter()
@@ -115,3 +119,5 @@ class RequestIdMiddleware:
                        "duration_ms": round((time.perf_counter() - start) * 1000, 2)},
             )
             request_id_var.reset(token)
+            if service_token is not None:
+                service_var.reset(service_token)

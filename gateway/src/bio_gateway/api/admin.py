@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from bio_shared.app import ERROR_RESPONSES
+
+from bio_gateway.api.deps import accounts, admin_principal
+from bio_gateway.schemas import AccountList, AccountOut, AccountPatch
+from bio_gateway.service import Accounts, Principal
+
+router = APIRouter(prefix="/api/v1/admin/accounts", tags=["admin"], responses=ERROR_RESPONSES)
+
+
+@router.get("", response_model=AccountList, summary="List accounts")
+def list_accounts(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+                  _: Principal = Depends(admin_principal), svc: Accounts = Depends(accounts)) -> AccountList:
+    rows, total = svc.list(limit, offset)
+    return AccountList(items=[AccountOut.model_validate(r) for r in rows], total=total)
+
+
+@router.patch("/{account_id}", response_model=AccountOut,
+              summary="Enable or disable an account, or change its role (disabling revokes its refresh tokens)")
+def patch_account(account_id: str, body: AccountPatch, admin: Principal = Depends(admin_principal),
+                  svc: Accounts = Depends(accounts)) -> AccountOut:
+    return AccountOut.model_validate(svc.update(account_id, is_active=body.is_active, role=body.role,
+                                                actor=admin.account_id))
+
+
+@router.delete("/{account_id}", status_code=204, response_class=Response, summary="Delete an account")
+def delete_account(account_id: str, admin: Principal = Depends(admin_principal),
+                   svc: Accounts = Depends(accounts)) -> Response:
+    svc.delete(account_id, actor=admin.account_id)
+    return Response(status_code=204)

@@ -1,0 +1,59 @@
+"""Rate limits with the `limits` library (what slowapi builds on): Redis in the distributed mode, so
+every gateway replica shares one count; memory in the embedded mode. Moving windows, so a burst at
+a window edge cannot double the allowance."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from limits import RateLimitItem, parse
+from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+
+from bio_shared.errors import TooManyRequests
+from bio_shared.metrics import RATE_LIMITED
+
+log = logging.getLogger(__name__)
+
+
+class RateLimiter:
+    def __init__(self, storage_uri: str) -> None:
+        options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if storage_uri.startswith("redis") else {}
+        self.storage_uri = storage_uri
+        self.storage = storage_from_string(storage_uri, **options)
+        self.strategy = MovingWindowRateLimiter(self.storage)
+        self._parsed: dict[str, RateLimitItem] = {}
+
+    def _item(self, rate: str) -> RateLimitItem:
+        item = self._parsed.get(rate)
+        if item is None:
+            item = self._parsed[rate] = parse(rate)
+        return item
+
+    def hit(self, scope: str, key: str, rate: str) -> None:
+        """Count one request; raise 429 with Retry-After when the limit is exceeded.
+
+        If the limit store is unreachable the request is let through (and logged): an outage of
+        Redis must not take the whole API down; the database-backed checks still apply."""
+        item = self._item(rate)
+        try:
+            allowed = self.strategy.hit(item, scope, key)
+            if allowed:
+                return
+            stats = self.strategy.get_window_stats(item, scope, key)
+        except Exception:  # noqa: BLE001 - redis errors come in several types
+            log.warning("rate-limit store %s unavailable; request allowed", self.storage_uri, exc_info=True)
+            return
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        RATE_LIMITED.labels(scope).inc()
+        raise TooManyRequests(f"rate limit of {rate} exceeded; retry in {retry_after} s", code="rate_limited",
+                              details={"limit": rate, "retry_after_s": retry_after},
+                              headers={"Retry-After": str(retry_after)})
+
+    def reset(self) -> None:
+        try:
+            self.storage.reset()
+        except Exception:  # noqa: BLE001
+            log.warning("rate-limit store reset failed", exc_info=True)
