@@ -16,6 +16,7 @@ import httpx
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
+from bio_shared.app import MULTIPART_OVERHEAD
 from bio_shared.errors import BioError, PayloadTooLarge, Unauthorized, error_body
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
@@ -110,7 +111,7 @@ class ServiceProxy:
             principal = await self.authenticate(headers)
             self.limiter.hit("api", principal.account_id, self.settings.rate_limit_api)
             length = headers.get(b"content-length")
-            limit = self.settings.max_upload_bytes + 1024 * 1024  # multipart framing on top of the file
+            limit = self.settings.max_upload_bytes + MULTIPART_OVERHEAD
             if length is not None and length.isdigit() and int(length) > limit:
                 raise PayloadTooLarge(f"request body exceeds {limit} bytes", details={"limit_bytes": limit})
         except BioError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -11,13 +12,16 @@ from fastapi import APIRouter, Depends, FastAPI, Query
 from fastapi.responses import JSONResponse, Response
 
 from bio_shared.db import check_database
-from bio_shared.errors import BioError, NotFound, ServiceUnavailable, install_error_handlers
+from bio_shared.errors import BioError, NotFound, error_body, install_error_handlers
 from bio_shared.identity import Identity
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
 from bio_shared.metrics import MetricsMiddleware, metrics_response
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobList, JobOut
+
+# Room for multipart framing and form fields on top of the largest accepted file.
+MULTIPART_OVERHEAD = 1024 * 1024
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid gateway identity"},
@@ -106,8 +110,6 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if rt.settings.jobs_in_process:
-            rt.start_in_process_jobs()
         if on_startup:
             on_startup()  # models are loaded here, once per process
         try:
@@ -126,12 +128,55 @@ def create_service_app(
     app.include_router(jobs_router(rt))
     for router in routers:
         app.include_router(router)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_upload_bytes + MULTIPART_OVERHEAD)
     app.add_middleware(MetricsMiddleware, service=rt.name)
     app.add_middleware(RequestIdMiddleware, service=rt.name)
     return app
 
 
-def require_ready(rt: ServiceRuntime) -> None:
-    checks = probe_dependencies(rt.settings)
-    if any(v != "ok" for v in checks.values()):
-        raise ServiceUnavailable("a dependency is unavailable", details=checks)
+class BodyLimitMiddleware:
+    """Refuses request bodies over ``max_bytes`` with 413 before the app buffers them (Starlette
+    would otherwise spool a whole multipart upload to disk first). Checks Content-Length, then counts
+    streamed bytes; on overflow it answers 413 itself and tells the app the client went away."""
+
+    def __init__(self, app: Any, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for k, v in scope.get("headers", ()):
+            if k == b"content-length" and v.isdigit() and int(v) > self.max_bytes:
+                await self._reject(send)
+                return
+        seen = 0
+        rejected = False
+
+        async def limited_receive() -> dict[str, Any]:
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    rejected = True
+                    await self._reject(send)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: dict[str, Any]) -> None:
+            if not rejected:  # the 413 has been sent; drop whatever the app still says
+                await send(message)
+
+        await self.app(scope, limited_receive, guarded_send)
+
+    async def _reject(self, send: Any) -> None:
+        body = json.dumps(error_body("payload_too_large", f"request body exceeds {self.max_bytes} bytes",
+                                     {"limit_bytes": self.max_bytes})).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 def make_celery(service: str, settings: CommonSettings) -> Celery:
+    # Without Redis the jobs run in-process and this app never sends; "memory://" only lets it exist.
     app = Celery(f"bio_{service}", broker=settings.redis_url or "memory://", set_as_current=False)
     app.conf.update(
         task_default_queue=service,

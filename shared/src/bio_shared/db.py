@@ -73,7 +73,8 @@ def get_engine(url: str) -> Engine:
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                       connect_args={"connect_timeout": 5})
             _engines[url] = engine
         return engine
 

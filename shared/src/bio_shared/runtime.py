@@ -36,10 +36,8 @@ class ServiceRuntime:
     celery: Celery
     run_job: Any
     require_identity: Callable[..., Identity]
+    options: dict[str, Any] = field(default_factory=dict)  # per-service wiring shared by api and tasks
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
-
-    def start_in_process_jobs(self) -> None:
-        self.jobs.dispatcher = ThreadDispatcher(self.jobs, self.settings.embedded_job_threads)
 
     def start_reaper(self) -> None:
         """Periodic re-dispatch of jobs whose worker died (runs in every API process)."""
@@ -67,7 +65,12 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
     celery = make_celery(name, settings)
     run_job = register_job_task(celery, queue)
     install_worker_hooks(celery, queue, log_level=settings.log_level)
-    queue.dispatcher = CeleryDispatcher(run_job, name)
+    if settings.jobs_in_process:
+        queue.dispatcher = ThreadDispatcher(queue, settings.embedded_job_threads)
+    elif not settings.redis_url:
+        raise ValueError(f"{name}: BIO_JOBS_MODE=celery needs BIO_REDIS_URL")
+    else:
+        queue.dispatcher = CeleryDispatcher(run_job, name)
     return ServiceRuntime(
         name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
         blobs=BlobStore(settings.blob_dir), jobs=queue, celery=celery, run_job=run_job,

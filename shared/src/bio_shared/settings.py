@@ -13,14 +13,15 @@ import secrets
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_ENVS = {"development", "test"}
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="BIO_", extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_prefix="BIO_", extra="ignore", case_sensitive=False,
+                                      populate_by_name=True)
 
     env: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
@@ -45,7 +46,8 @@ class CommonSettings(BaseSettings):
     # auto: Celery when a Redis URL is set, in-process threads otherwise
     jobs_mode: Literal["auto", "celery", "inprocess"] = "auto"
     embedded_job_threads: int = 2
-    data_dir: Path = Field(default=Path("../shared/data"), validation_alias="BIOMETRICS_DATA_DIR")
+    data_dir: Path = Field(default=Path("../shared/data"),
+                           validation_alias=AliasChoices("BIO_DATA_DIR", "BIOMETRICS_DATA_DIR"))
 
     @classmethod
     def settings_customise_sources(

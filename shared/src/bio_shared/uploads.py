@@ -7,15 +7,17 @@ gets its 4xx at once and leaves no row and no blob behind.
 from __future__ import annotations
 
 import hashlib
+import io
 from typing import Any, Callable
 
 import numpy as np
+from PIL import Image
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from bio_shared.app import ERROR_RESPONSES, accepted, finished_job
-from bio_shared.errors import PayloadTooLarge
+from bio_shared.errors import BioError, PayloadTooLarge
 from bio_shared.identity import Identity
 from bio_shared.images import DecodedImage, Mode, check_size, decode_image, encode_png
 from bio_shared.jobs import JobContext
@@ -42,41 +44,62 @@ def decode_for(rt: ServiceRuntime, data: bytes, mode: Mode) -> DecodedImage:
                         min_side=s.min_image_side)
 
 
+def _output_key(rt: ServiceRuntime, owner_id: str, job_id: str) -> str:
+    # Derived from the job, never stored in the public result: a retry finds its own output again.
+    return f"{owner_id}/{rt.name}-normalized/{job_id}.png"
+
+
 def register_normalize_job(rt: ServiceRuntime, transform: Transform, mode: Mode) -> None:
+    """Register the handler; the router reads ``mode`` from the runtime so the two cannot disagree."""
+    rt.options[NORMALIZE_KIND] = mode
+
     @rt.jobs.handler(NORMALIZE_KIND)
     def normalize(ctx: JobContext) -> dict[str, Any]:
         input_key = ctx.params["input_key"]
-        decoded = decode_for(rt, rt.blobs.get(input_key), mode)
-        ctx.progress(0.3)
-        out = transform(decoded.pixels)
-        png = encode_png(out)
-        output_key = rt.blobs.put(rt.blobs.new_key(ctx.owner_id, f"{rt.name}-normalized", "png"), png)
-        rt.blobs.delete(input_key)
+        output_key = _output_key(rt, ctx.owner_id, ctx.id)
+        if rt.blobs.exists(input_key):
+            try:
+                decoded = decode_for(rt, rt.blobs.get(input_key), mode)
+            except BioError:
+                rt.blobs.delete(input_key)  # a permanent failure: nothing to retry with
+                raise
+            ctx.progress(0.3)
+            png = encode_png(transform(decoded.pixels))
+            rt.blobs.put(output_key, png)
+            rt.blobs.delete(input_key)
+        elif rt.blobs.exists(output_key):
+            png = rt.blobs.get(output_key)  # an earlier attempt did the work, then its worker died
+        else:
+            raise BioError("the uploaded image is no longer available; submit it again", code="input_missing",
+                           status_code=410)
+        header = Image.open(io.BytesIO(png))  # reads the header only
+        width, height = header.size
+        channels = 1 if header.mode == "L" else 3
         return {
-            "output_key": output_key,
             "output_url": f"{rt.jobs.status_url(ctx.id)}/output",
-            "width": int(out.shape[1]),
-            "height": int(out.shape[0]),
-            "channels": 1 if out.ndim == 2 else int(out.shape[2]),
-            "source_format": decoded.format,
-            "source_mode": decoded.source_mode,
+            "width": width,
+            "height": height,
+            "channels": channels,
+            "source_format": ctx.params.get("source_format"),
+            "source_mode": ctx.params.get("source_mode"),
             "sha256": hashlib.sha256(png).hexdigest(),
             "filename": ctx.params.get("filename"),
         }
 
 
-def _validate_store_submit(rt: ServiceRuntime, identity: Identity, data: bytes, mode: Mode,
-                           filename: str | None) -> Any:
-    decode_for(rt, data, mode)  # reject bad input now, before anything is stored
+def _validate_store_submit(rt: ServiceRuntime, identity: Identity, data: bytes, filename: str | None) -> Any:
+    decoded = decode_for(rt, data, rt.options[NORMALIZE_KIND])  # bad input is refused before anything is stored
     key = rt.blobs.put(rt.blobs.new_key(identity.account_id, f"{rt.name}-uploads", "bin"), data)
+    params = {"input_key": key, "filename": filename, "source_format": decoded.format,
+              "source_mode": decoded.source_mode}
     try:
-        return rt.jobs.submit(identity, NORMALIZE_KIND, {"input_key": key, "filename": filename})
+        return rt.jobs.submit(identity, NORMALIZE_KIND, params)
     except Exception:
         rt.blobs.delete(key)
         raise
 
 
-def normalize_router(rt: ServiceRuntime, mode: Mode, what: str) -> APIRouter:
+def normalize_router(rt: ServiceRuntime, what: str) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
 
     @router.post(
@@ -87,13 +110,13 @@ def normalize_router(rt: ServiceRuntime, mode: Mode, what: str) -> APIRouter:
     async def submit_normalize(file: UploadFile = File(...),
                                identity: Identity = Depends(rt.require_identity)) -> JSONResponse:
         data = await read_upload(file, rt.settings.max_upload_bytes)
-        job = await run_in_threadpool(_validate_store_submit, rt, identity, data, mode, file.filename)
+        job = await run_in_threadpool(_validate_store_submit, rt, identity, data, file.filename)
         return accepted(job, rt)
 
     @router.get("/{job_id}/output", summary="Download the normalised PNG of a finished job",
                 response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def normalized_output(job_id: str, identity: Identity = Depends(rt.require_identity)) -> Response:
         job = finished_job(rt, job_id, identity)
-        return Response(rt.blobs.get(job.result["output_key"]), media_type="image/png")
+        return Response(rt.blobs.get(_output_key(rt, job.owner_id, job.id)), media_type="image/png")
 
     return router

@@ -5,4 +5,4 @@ from bio_shared.uploads import normalize_router
 
 
 def routers(rt: ServiceRuntime) -> list[APIRouter]:
-    return [normalize_router(rt, mode="gray", what="grayscale, contrast stretched")]
+    return [normalize_router(rt, what="grayscale, contrast stretched")]

@@ -1,0 +1,1 @@
+"""Contour mask service."""

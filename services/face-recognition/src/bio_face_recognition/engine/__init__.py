@@ -1,0 +1,1 @@
+"""Pure compute on numpy arrays: no database, HTTP or Celery here."""

@@ -1,0 +1,30 @@
+"""create_app(settings) -> FastAPI for the face verify service."""
+
+from fastapi import FastAPI
+
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
+
+from bio_face_verify.api import routers
+from bio_face_verify.models import Job
+from bio_face_verify.service import register_jobs
+from bio_face_verify.settings import FaceVerifySettings
+
+NAME, PREFIX = "face_verify", "/api/v1/verify"
+
+
+def build(settings: FaceVerifySettings | None = None) -> ServiceRuntime:
+    rt = build_runtime(NAME, "bio_face_verify", PREFIX, settings or FaceVerifySettings(), Job)
+    register_jobs(rt)
+    return rt
+
+
+def create_app(settings: FaceVerifySettings | None = None) -> FastAPI:
+    rt = build(settings)
+    return create_service_app(rt, title="Face verification service", routers=routers(rt),
+                              description="1:1 face verification: does this photo show the same person as that one?")
+
+
+SERVICE = ServiceSpec(name=NAME, prefix=PREFIX, package="bio_face_verify", create_app=create_app,
+                      settings_cls=FaceVerifySettings)

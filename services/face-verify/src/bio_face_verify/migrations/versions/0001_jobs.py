@@ -1,0 +1,19 @@
+"""face verify jobs table
+
+Revision ID: fv0001
+"""
+
+from bio_shared.migration_ops import create_jobs_table_v1, drop_jobs_table_v1
+
+revision = "fv0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    create_jobs_table_v1("face_verify_jobs")
+
+
+def downgrade() -> None:
+    drop_jobs_table_v1("face_verify_jobs")
