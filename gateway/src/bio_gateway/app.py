@@ -24,6 +24,7 @@ from bio_shared.metrics import MetricsMiddleware
 from bio_shared.services import ServiceSpec, discover_services
 
 from bio_gateway.api import admin, auth, keys
+from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
 from bio_gateway.openapi import SchemaSource, install_openapi, remote_schema
 from bio_gateway.proxy import ServiceProxy, Upstream, make_upstream
@@ -82,7 +83,8 @@ def create_app(
             yield
 
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
-                  lifespan=lifespan, swagger_ui_parameters={"persistAuthorization": True})
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
+    install_docs(app)
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.limiter = limiter

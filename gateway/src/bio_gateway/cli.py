@@ -23,7 +23,7 @@ def migrate_all(settings: GatewaySettings, *, with_services: bool) -> list[str]:
     return done
 
 
-def _serve(settings: GatewaySettings, host: str, port: int, workers: int) -> None:
+def _serve(settings: GatewaySettings, host: str, port: int) -> None:
     import uvicorn
 
     from bio_gateway.app import create_app
@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> None:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
         p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
-        p.add_argument("--workers", type=int, default=1)
     a = sub.add_parser("create-admin", help="create an admin account, or promote an existing one")
     a.add_argument("--email", required=True)
     a.add_argument("--password", help="default: $BIO_ADMIN_PASSWORD, else asked for on the terminal")
@@ -71,9 +70,9 @@ def main(argv: list[str] | None = None) -> None:
         migrate_all(settings, with_services=True)
         print(f"platform on http://{args.host}:{args.port}  (API docs: http://{args.host}:{args.port}/docs)",
               flush=True)
-        _serve(settings, args.host, args.port, args.workers)
+        _serve(settings, args.host, args.port)
     elif args.command == "serve":
-        _serve(settings, args.host, args.port, args.workers)
+        _serve(settings, args.host, args.port)
     elif args.command == "create-admin":
         migrate("bio_gateway", settings.database_url)
         _create_admin(settings, args.email, args.password)
