@@ -49,7 +49,10 @@ def make_celery(service: str, settings: CommonSettings) -> Celery:
 def register_job_task(app: Celery, queue: JobQueue) -> Any:
     """The one task of a service: run the job whose id the message carries."""
 
-    @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts)
+    # shared=False: the task belongs to this app only (a second app of the same service in one
+    # process, as in tests, must not capture it).
+    @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts,
+              shared=False)
     def run_job(self, job_id: str) -> str:  # noqa: ANN001
         token = request_id_var.set(getattr(self.request, "request_id", None)
                                    or (self.request.headers or {}).get("request_id"))

@@ -21,6 +21,8 @@ IDENTITY_HEADER = "X-Bio-Identity"
 _AUDIENCE = "bio-services"
 _ISSUER = "bio-gateway"
 _ALGORITHM = "HS256"
+# python-jose checks exp/aud/iss only when present unless told they are required.
+_REQUIRED = {f"require_{c}": True for c in ("exp", "aud", "iss", "sub", "iat")}
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ def sign_identity(identity: Identity, secret: str, ttl_s: int = 60) -> str:
 
 def verify_identity(token: str, secret: str) -> Identity:
     try:
-        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=_AUDIENCE, issuer=_ISSUER)
+        claims = jwt.decode(token, secret, algorithms=[_ALGORITHM], audience=_AUDIENCE, issuer=_ISSUER,
+                            options=_REQUIRED)
     except JWTError as exc:
         raise Unauthorized("invalid gateway identity", code="invalid_identity") from exc
     sub, role = claims.get("sub"), claims.get("role")

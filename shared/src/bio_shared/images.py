@@ -19,6 +19,7 @@ from bio_shared.errors import PayloadTooLarge, Unprocessable, UnsupportedMedia
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM"}
 Mode = Literal["gray", "rgb"]
+_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"RIFF", b"BM", b"GIF8")
 
 # Pillow's own bomb check warns at MAX_IMAGE_PIXELS and raises at twice that; ours runs first and
 # is stricter, so disable Pillow's to keep one clear error path.
@@ -59,6 +60,8 @@ def decode_image(
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
+        if data.startswith(_MAGIC):  # a known format whose header is cut or broken
+            raise Unprocessable("the image header is truncated or corrupt", code="corrupt_image") from exc
         raise UnsupportedMedia(
             "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)", code="not_an_image"
         ) from exc
@@ -81,7 +84,7 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except Exception as exc:  # noqa: BLE001 - decoders raise many types (OSError, TypeError, struct.error...)
         raise Unprocessable("the image data is truncated or corrupt", code="corrupt_image",
                             details={"reason": str(exc)}) from exc
     source_mode = img.mode

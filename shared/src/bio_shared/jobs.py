@@ -10,6 +10,7 @@ or marks it failed with the reason once its attempts are used up. The same job i
 from __future__ import annotations
 
 import enum
+import json
 import logging
 import threading
 import time
@@ -84,7 +85,7 @@ class JobContext:
 
     def progress(self, fraction: float) -> None:
         """Report progress and renew the lease (long jobs call this so they are not reaped)."""
-        self.queue._renew(self.id, max(0.0, min(1.0, fraction)))
+        self.queue._renew(self.id, self.attempt, max(0.0, min(1.0, fraction)))
 
 
 Handler = Callable[[JobContext], dict[str, Any]]
@@ -139,7 +140,7 @@ class CeleryDispatcher:
 
 @dataclass
 class Outcome:
-    state: str  # ran, skipped, busy, retry
+    state: str  # ran, skipped, busy, retry, stale
     retry_in: float | None = None
 
 
@@ -215,36 +216,37 @@ class JobQueue:
             return self._why_not_claimed(job_id)
         ctx, queued_for = claim
         JOB_QUEUE_WAIT.labels(self.service, ctx.kind).observe(queued_for)
-        handler = self.handlers.get(ctx.kind)
         start = time.perf_counter()
+        outcome, state, values = Outcome("ran"), JobStatus.failed, {}
         try:
+            handler = self.handlers.get(ctx.kind)
             if handler is None:
                 raise BioError(f"unknown job kind {ctx.kind}", code="unknown_job_kind")
             self._debug_delay(ctx)
             result = handler(ctx)
+            json.dumps(result)  # a result the jobs table cannot store is the handler's bug: fail now
+            state, values = JobStatus.succeeded, {"result": result}
         except TransientJobError as exc:
             if ctx.attempt < self.settings.job_max_attempts:
-                self._release(job_id)
+                self._release(job_id, ctx.attempt)
                 JOBS.labels(self.service, ctx.kind, "retried").inc()
                 return Outcome("retry", retry_in=min(2.0 ** ctx.attempt, 60.0))
-            self._finish(job_id, JobStatus.failed, error={"code": "transient_failure", "message": str(exc)})
-            JOBS.labels(self.service, ctx.kind, "failed").inc()
-            return Outcome("ran")
+            values = {"error": {"code": "transient_failure", "message": str(exc)}}
         except BioError as exc:
-            self._finish(job_id, JobStatus.failed, error=exc.to_dict())
-            JOBS.labels(self.service, ctx.kind, "failed").inc()
-            return Outcome("ran")
+            values = {"error": exc.to_dict()}
         except Exception as exc:  # noqa: BLE001
             log.exception("job %s (%s) failed", job_id, ctx.kind)
-            self._finish(job_id, JobStatus.failed,
-                         error={"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"})
-            JOBS.labels(self.service, ctx.kind, "failed").inc()
-            return Outcome("ran")
+            values = {"error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}}
         finally:
             JOB_DURATION.labels(self.service, ctx.kind).observe(time.perf_counter() - start)
-        self._finish(job_id, JobStatus.succeeded, result=result)
-        JOBS.labels(self.service, ctx.kind, "succeeded").inc()
-        return Outcome("ran")
+        # Fenced by the attempt number: a worker whose lease expired and whose job was taken over
+        # cannot overwrite the newer attempt's outcome.
+        if self._finish(job_id, state, attempt=ctx.attempt, **values):
+            JOBS.labels(self.service, ctx.kind, state.value).inc()
+        else:
+            log.warning("job %s attempt %s finished after losing its lease; outcome dropped", job_id, ctx.attempt)
+            outcome = Outcome("stale")
+        return outcome
 
     def reap(self, job_ids: list[str] | None = None, pending_after_s: float | None = None) -> dict[str, int]:
         """Re-dispatch running jobs whose lease expired, and pending jobs no worker took within
@@ -333,27 +335,34 @@ class JobQueue:
         self.reap([job_id])  # out of attempts: fail it with the reason now
         return Outcome("skipped")
 
-    def _renew(self, job_id: str, fraction: float) -> None:
+    def _renew(self, job_id: str, attempt: int, fraction: float) -> None:
         with session_scope(self.sessions) as s:
-            s.execute(update(self.model).where(self.model.id == job_id, self.model.status == JobStatus.running.value)
+            s.execute(update(self.model).where(*self._fence(job_id, attempt))
                       .values(progress=fraction, lease_expires_at=self._lease()))
 
-    def _release(self, job_id: str) -> None:
+    def _release(self, job_id: str, attempt: int) -> None:
         with session_scope(self.sessions) as s:
-            s.execute(update(self.model).where(self.model.id == job_id)
+            s.execute(update(self.model).where(*self._fence(job_id, attempt))
                       .values(status=JobStatus.pending.value, lease_expires_at=self._lease()))
 
+    def _fence(self, job_id: str, attempt: int) -> tuple[Any, ...]:
+        m = self.model
+        return m.id == job_id, m.status == JobStatus.running.value, m.attempts == attempt
+
     def _finish(self, job_id: str, status: JobStatus, *, result: dict | None = None, error: dict | None = None,
-                expect: str | None = None) -> bool:
+                expect: str | None = None, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "lease_expires_at": None}
         if status == JobStatus.succeeded:
             values.update(result=result, progress=1.0, error=None)
         else:
             values["error"] = error
         with session_scope(self.sessions) as s:
-            stmt = update(self.model).where(self.model.id == job_id)
-            if expect:
-                stmt = stmt.where(self.model.status == expect)
+            if attempt is not None:
+                stmt = update(self.model).where(*self._fence(job_id, attempt))
+            else:
+                stmt = update(self.model).where(self.model.id == job_id)
+                if expect:
+                    stmt = stmt.where(self.model.status == expect)
             return bool(s.execute(stmt.values(**values)).rowcount)
 
     def _debug_delay(self, ctx: JobContext) -> None:

@@ -28,7 +28,7 @@ def new_request_id() -> str:
 
 def clean_request_id(value: str | None) -> str | None:
     """Accept a caller's request id only if it is short and harmless in logs and headers."""
-    return value if value and _VALID_ID.match(value) else None
+    return value if value and _VALID_ID.fullmatch(value) else None
 
 
 class JsonFormatter(logging.Formatter):

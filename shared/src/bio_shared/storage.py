@@ -28,7 +28,7 @@ class BlobStore:
 
     def path_for(self, key: str) -> Path:
         parts = key.split("/")
-        if not key or len(parts) > 8 or any(not _SEGMENT.match(p) or ".." in p for p in parts):
+        if not key or len(parts) > 8 or any(not _SEGMENT.fullmatch(p) or ".." in p for p in parts):
             raise BadRequest("invalid blob key", code="invalid_blob_key")
         path = (self.root / Path(*parts)).resolve()
         if not path.is_relative_to(self.root):
@@ -40,11 +40,15 @@ class BlobStore:
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         return key
 
     def get(self, key: str) -> bytes:
