@@ -134,3 +134,57 @@ def test_admin_from_environment_at_startup(gateway_factory):
 
 def test_user_helper_sanity(gw):
     assert gw.get("/api/v1/auth/me", headers=user(gw, "z@example.org")).status_code == 200
+
+
+def test_deleting_an_account_deletes_its_data_in_every_service(gw):
+    import io
+    import time
+
+    from PIL import Image
+
+    admin = make_admin(gw)
+    alice = register(gw, "alice@example.org")
+    h = bearer(login(gw, "alice@example.org"))
+    buf = io.BytesIO()
+    Image.new("L", (64, 64), 128).save(buf, format="PNG")
+    job = gw.post("/api/v1/fingerprint/jobs/normalize", files={"file": ("a.png", buf.getvalue())}, headers=h).json()
+    for _ in range(50):
+        if gw.get(job["status_url"], headers=h).json()["status"] == "succeeded":
+            break
+        time.sleep(0.05)
+    blob_dir = gw.app.state.settings.var_dir / "blobs" / "fingerprint" / alice["id"]
+    assert any(blob_dir.rglob("*.png"))
+
+    assert gw.delete(f"/api/v1/admin/accounts/{alice['id']}", headers=admin).status_code == 204
+    assert not blob_dir.exists()
+    from sqlalchemy import text
+
+    from bio_shared.db import get_engine
+
+    with get_engine(gw.app.state.settings.database_url).connect() as conn:
+        for table in ("fingerprint_jobs", "face_recognition_jobs", "face_verify_jobs", "contour_mask_jobs"):
+            assert conn.execute(text(f"SELECT count(*) FROM {table} WHERE owner_id = :o"),
+                                {"o": alice["id"]}).scalar() == 0
+
+
+def test_account_deletion_waits_for_every_service(gateway_factory):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = gateway_factory(services={"fingerprint": f"http://127.0.0.1:{port}"})
+    admin = make_admin(gw)
+    bob = register(gw, "bob@example.org")
+    r = gw.delete(f"/api/v1/admin/accounts/{bob['id']}", headers=admin)
+    assert r.status_code == 503 and r.json()["error"]["code"] == "purge_incomplete"
+    assert r.json()["error"]["details"] == {"fingerprint": "ConnectError"}
+    listing = {a["email"]: a for a in gw.get("/api/v1/admin/accounts", headers=admin).json()["items"]}
+    assert listing["bob@example.org"]["is_active"] is False  # kept, disabled, deletable again later
+    assert gw.post("/api/v1/auth/login", data={"username": "bob@example.org", "password": PASSWORD}).status_code == 403
+
+
+def test_services_refuse_purge_without_admin_identity(gw):
+    h = user(gw, "mallory@example.org")
+    r = gw.delete("/api/v1/fingerprint/admin/owners/someone", headers=h)
+    assert r.status_code == 403

@@ -188,7 +188,7 @@ def test_build_runtime_dispatcher_by_mode(make_rt: Callable[..., ServiceRuntime]
 def test_build_runtime_wiring(rt: ServiceRuntime, var_dir: Path) -> None:
     assert rt.name == NAME and rt.prefix == PREFIX and rt.package == "bio_fingerprint"
     assert rt.jobs.status_url("x") == f"{PREFIX}/jobs/x"
-    assert Path(rt.blobs.root) == (var_dir / "blobs").resolve()
+    assert Path(rt.blobs.root) == (var_dir / "blobs" / rt.name).resolve()
     assert rt.celery.conf.task_default_queue == NAME
     assert rt.run_job.name == f"bio_{NAME}.run_job"
     assert "normalize" in rt.jobs.handlers

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 
 from bio_shared.db import check_database
 from bio_shared.errors import BioError, NotFound, error_body, install_error_handlers
-from bio_shared.identity import Identity
+from bio_shared.identity import Identity, require_admin
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
 from bio_shared.metrics import MetricsMiddleware, metrics_response
@@ -82,6 +82,18 @@ def jobs_router(rt: ServiceRuntime) -> APIRouter:
     return router
 
 
+def admin_router(rt: ServiceRuntime) -> APIRouter:
+    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
+
+    @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
+                   "an admin deletes the account)")
+    def purge_owner(owner_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
+        require_admin(identity)
+        return {"owner_id": owner_id, "deleted": rt.purge_owner(owner_id)}
+
+    return router
+
+
 def accepted(job: Any, rt: ServiceRuntime) -> JSONResponse:
     """The 202 answer of every job submission."""
     body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
@@ -126,6 +138,7 @@ def create_service_app(
     install_error_handlers(app)
     add_probes(app, rt.settings, rt.name)
     app.include_router(jobs_router(rt))
+    app.include_router(admin_router(rt))
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_upload_bytes + MULTIPART_OVERHEAD)

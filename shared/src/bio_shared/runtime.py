@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from celery import Celery
+from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
 from bio_shared.celery_app import install_worker_hooks, make_celery, register_job_task
-from bio_shared.db import session_factory
+from bio_shared.db import session_factory, session_scope
 from bio_shared.identity import Identity, identity_dependency
 from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
 from bio_shared.settings import CommonSettings
@@ -36,6 +37,8 @@ class ServiceRuntime:
     celery: Celery
     run_job: Any
     require_identity: Callable[..., Identity]
+    # Tables with an owner_id column, children before parents; purge_owner empties them.
+    owned_models: list[type] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)  # per-service wiring shared by api and tasks
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
 
@@ -51,6 +54,16 @@ class ServiceRuntime:
                     log.exception("job reaper of %s failed", self.name)
 
         threading.Thread(target=loop, name=f"reaper-{self.name}", daemon=True).start()
+
+    def purge_owner(self, owner_id: str) -> dict[str, int]:
+        """Delete everything one account owns in this service: rows of every owned table, then blobs.
+        Idempotent, so the gateway can retry a deletion that a service outage interrupted."""
+        counts: dict[str, int] = {}
+        with session_scope(self.sessions) as s:
+            for model in (*self.owned_models, self.jobs.model):
+                counts[model.__tablename__] = s.execute(delete(model).where(model.owner_id == owner_id)).rowcount
+        counts["blobs"] = self.blobs.delete_owner(owner_id)
+        return counts
 
     def stop(self) -> None:
         self._reaper_stop.set()
@@ -73,6 +86,7 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
         queue.dispatcher = CeleryDispatcher(run_job, name)
     return ServiceRuntime(
         name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
-        blobs=BlobStore(settings.blob_dir), jobs=queue, celery=celery, run_job=run_job,
+        # one blob folder per service, so an account purge in one service never races another
+        blobs=BlobStore(settings.blob_dir / name), jobs=queue, celery=celery, run_job=run_job,
         require_identity=identity_dependency(lambda: settings.internal_secret),
     )

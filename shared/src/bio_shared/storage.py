@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import uuid
 from pathlib import Path
 
@@ -66,6 +67,15 @@ class BlobStore:
             return True
         except FileNotFoundError:
             return False
+
+    def delete_owner(self, owner: str) -> int:
+        """Remove every blob of one owner (keys start with the owner id); returns the file count."""
+        folder = self.path_for(owner)
+        if not folder.is_dir():
+            return 0
+        count = sum(1 for p in folder.rglob("*") if p.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        return count
 
     def size(self, key: str) -> int:
         try:

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from bio_shared.app import ERROR_RESPONSES
 
 from bio_gateway.api.deps import accounts, admin_principal
+from bio_gateway.purge import purge_account
 from bio_gateway.schemas import AccountList, AccountOut, AccountPatch
 from bio_gateway.service import Accounts, Principal
 
@@ -26,8 +28,13 @@ def patch_account(account_id: str, body: AccountPatch, admin: Principal = Depend
                                                 actor=admin.account_id))
 
 
-@router.delete("/{account_id}", status_code=204, response_class=Response, summary="Delete an account")
-def delete_account(account_id: str, admin: Principal = Depends(admin_principal),
-                   svc: Accounts = Depends(accounts)) -> Response:
-    svc.delete(account_id, actor=admin.account_id)
+@router.delete("/{account_id}", status_code=204, response_class=Response,
+               summary="Delete an account and all its data in every service (503 if a service is down: "
+                       "the account stays disabled and the request can be repeated)")
+async def delete_account(account_id: str, request: Request, admin: Principal = Depends(admin_principal),
+                         svc: Accounts = Depends(accounts)) -> Response:
+    await run_in_threadpool(svc.update, account_id, is_active=False, role=None, actor=admin.account_id)
+    await purge_account(list(request.app.state.upstreams.values()), account_id, admin.account_id,
+                        request.app.state.settings)
+    await run_in_threadpool(svc.delete, account_id, actor=admin.account_id)
     return Response(status_code=204)
