@@ -2,44 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 from bio_face_verify.engine.normalize import normalize_probe_photo
-from bio_shared.images import decode_image
-
-
-def _rgb(path: Path) -> np.ndarray:
-    return decode_image(path.read_bytes(), mode="rgb").pixels
+from bio_shared.testing import check_rgb_downscale, check_rgb_guards, check_rgb_kept, decode_file
 
 
 @pytest.mark.parametrize("rel", ["test_images/biden.jpg", "examples/obama-1080p.jpg"])
-def test_downscale_caps_the_longer_side_and_keeps_the_aspect(fv_faces, rel):
-    rgb = _rgb(fv_faces / rel)
-    before = rgb.copy()
-    out = normalize_probe_photo(rgb, 512)
-    h, w = rgb.shape[:2]
-    assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3
-    assert max(out.shape[:2]) == 512
-    assert abs(out.shape[1] / out.shape[0] - w / h) < 0.01
-    assert abs(out.mean() - rgb.mean()) < 2  # same photo, fewer pixels
-    assert np.array_equal(rgb, before)  # the input is not modified
+def test_downscale_caps_the_longer_side_and_keeps_the_aspect(faces, rel):
+    check_rgb_downscale(normalize_probe_photo, decode_file(faces / rel), 512)
 
 
-def test_small_photo_is_returned_unchanged(fv_faces):
-    rgb = _rgb(fv_faces / "examples" / "obama_small.jpg")
-    out = normalize_probe_photo(rgb, 1024)
-    assert out.shape == rgb.shape and np.array_equal(out, rgb)
+def test_small_photo_is_returned_unchanged(faces):
+    check_rgb_kept(normalize_probe_photo, decode_file(faces / "examples" / "obama_small.jpg"), 1024)
 
 
-@pytest.mark.parametrize("shape", [(64, 64), (64, 64, 4), (64, 64, 1)])
-def test_refuses_anything_but_rgb(shape):
-    with pytest.raises(ValueError, match="RGB"):
-        normalize_probe_photo(np.zeros(shape, np.uint8), 32)
-
-
-def test_refuses_a_non_positive_max_side():
-    with pytest.raises(ValueError):
-        normalize_probe_photo(np.zeros((64, 64, 3), np.uint8), 0)
+def test_refuses_anything_but_rgb_and_a_non_positive_max_side():
+    check_rgb_guards(normalize_probe_photo)

@@ -16,8 +16,8 @@ def _gray(path: Path) -> np.ndarray:
 
 
 @pytest.mark.parametrize("rel", ["DB1_B/101_1.tif", "DB1_B/110_8.tif", "DB2_B/105_3.tif"])
-def test_stretch_reaches_the_full_range_and_keeps_the_ridges(fp_prints, rel):
-    gray = _gray(fp_prints / rel)
+def test_stretch_reaches_the_full_range_and_keeps_the_ridges(prints, rel):
+    gray = _gray(prints / rel)
     before = gray.copy()
     out = normalize_print(gray)
     assert out.dtype == np.uint8 and out.shape == gray.shape
@@ -28,9 +28,9 @@ def test_stretch_reaches_the_full_range_and_keeps_the_ridges(fp_prints, rel):
     assert np.array_equal(gray, before)  # the input is not modified
 
 
-def test_scanner_gain_and_offset_are_removed(fp_prints):
+def test_scanner_gain_and_offset_are_removed(prints):
     """The same print captured with a quarter of the gain and an offset normalises to (almost) the same image."""
-    gray = _gray(fp_prints / "DB1_B" / "102_2.tif")
+    gray = _gray(prints / "DB1_B" / "102_2.tif")
     dim = (gray.astype(np.uint16) // 4 + 100).astype(np.uint8)
     a, b = normalize_print(gray).astype(np.int16), normalize_print(dim).astype(np.int16)
     assert np.abs(a - b).mean() < 6

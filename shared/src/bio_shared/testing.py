@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 
 from bio_shared.db import migrate
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
+from bio_shared.images import Mode, decode_image
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.services import ServiceSpec
 
@@ -246,9 +247,15 @@ def check_small_photo_kept(svc: ServiceClient, source: Path, mode: str) -> None:
     assert job["result"]["source_mode"] == mode
 
 
+def decode_file(path: Path, mode: Mode = "rgb") -> np.ndarray:
+    """A sample file as the services decode it (uint8 RGB or gray)."""
+    return decode_image(path.read_bytes(), mode=mode).pixels
+
+
 def check_rgb_downscale(fn: Callable[[np.ndarray, int], np.ndarray], rgb: np.ndarray, max_side: int) -> np.ndarray:
     """An engine's ``fn(rgb, max_side)``: uint8 RGB out, longer side at ``max_side``, aspect and mean
     brightness kept, the input not modified."""
+    assert max(rgb.shape[:2]) > max_side, "a downscale check needs an image larger than max_side"
     before = rgb.copy()
     out = fn(rgb, max_side)
     h, w = rgb.shape[:2]
@@ -258,6 +265,13 @@ def check_rgb_downscale(fn: Callable[[np.ndarray, int], np.ndarray], rgb: np.nda
     assert abs(out.mean() - rgb.mean()) < 2  # same photo, fewer pixels
     assert np.array_equal(rgb, before)  # the input is not modified
     return out
+
+
+def check_rgb_kept(fn: Callable[[np.ndarray, int], np.ndarray], rgb: np.ndarray, max_side: int) -> None:
+    """An engine's ``fn(rgb, max_side)`` returns an image already within ``max_side`` unchanged (never upscaled)."""
+    assert max(rgb.shape[:2]) <= max_side
+    out = fn(rgb, max_side)
+    assert out.shape == rgb.shape and np.array_equal(out, rgb)
 
 
 def check_rgb_guards(fn: Callable[[np.ndarray, int], np.ndarray]) -> None:
