@@ -178,7 +178,7 @@ def test_account_deletion_waits_for_every_service(gateway_factory):
     bob = register(gw, "bob@example.org")
     r = gw.delete(f"/api/v1/admin/accounts/{bob['id']}", headers=admin)
     assert r.status_code == 503 and r.json()["error"]["code"] == "purge_incomplete"
-    assert r.json()["error"]["details"] == {"fingerprint": "ConnectError"}
+    assert r.json()["error"]["details"] == {"fingerprint": "unavailable"}
     listing = {a["email"]: a for a in gw.get("/api/v1/admin/accounts", headers=admin).json()["items"]}
     assert listing["bob@example.org"]["is_active"] is False  # kept, disabled, deletable again later
     assert gw.post("/api/v1/auth/login", data={"username": "bob@example.org", "password": PASSWORD}).status_code == 403

@@ -76,7 +76,7 @@ def create_app(
             for service_app in embedded_apps:  # run each mounted service's start-up (models, reaper)
                 await stack.enter_async_context(service_app.router.lifespan_context(service_app))
             for upstream in upstreams:
-                stack.push_async_callback(upstream.client.aclose)
+                stack.push_async_callback(upstream.close)
             if settings.admin_email and settings.admin_password:
                 account, created = accounts.ensure_admin(settings.admin_email, settings.admin_password)
                 log.info("admin account %s %s", account.email, "created" if created else "ensured")

@@ -11,13 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
-import httpx
-
 from bio_shared.errors import ServiceUnavailable
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
 
-from bio_gateway.proxy import Upstream
+from bio_gateway.proxy import Upstream, UpstreamError
 from bio_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -30,13 +28,12 @@ async def purge_account(upstreams: list[Upstream], account_id: str, actor_id: st
 
     async def one(upstream: Upstream) -> tuple[str, Any]:
         try:
-            r = await upstream.client.delete(f"{upstream.prefix}/admin/owners/{account_id}",
-                                             headers={IDENTITY_HEADER: token, "x-request-id": request_id_var.get() or ""})
-            if r.status_code == 200:
-                return upstream.name, r.json()["deleted"]
-            return upstream.name, f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
-            return upstream.name, f"{type(exc).__name__}"
+            status, body = await upstream.request_json(
+                "DELETE", f"{upstream.prefix}/admin/owners/{account_id}",
+                {IDENTITY_HEADER: token, "x-request-id": request_id_var.get() or ""})
+            return upstream.name, body["deleted"] if status == 200 else f"HTTP {status}"
+        except UpstreamError as exc:
+            return upstream.name, exc.kind
 
     results = dict(await asyncio.gather(*(one(u) for u in upstreams)))
     failed = {name: why for name, why in results.items() if not isinstance(why, dict)}

@@ -9,8 +9,8 @@ import math
 import time
 
 from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
-from limits.strategies import MovingWindowRateLimiter
 
 from bio_shared.errors import TooManyRequests
 from bio_shared.metrics import RATE_LIMITED
@@ -19,10 +19,16 @@ log = logging.getLogger(__name__)
 
 
 class RateLimiter:
+    """Async throughout: a Redis round trip (~0.1 ms) must not stall the event loop of the proxy."""
+
     def __init__(self, storage_uri: str) -> None:
-        options = {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if storage_uri.startswith("redis") else {}
+        options: dict = {}
+        if storage_uri.startswith("redis"):
+            options = {"implementation": "redispy", "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+        elif storage_uri.startswith("memory"):
+            options = {}
         self.storage_uri = storage_uri
-        self.storage = storage_from_string(storage_uri, **options)
+        self.storage = storage_from_string(f"async+{storage_uri}", **options)
         self.strategy = MovingWindowRateLimiter(self.storage)
         self._parsed: dict[str, RateLimitItem] = {}
 
@@ -32,17 +38,16 @@ class RateLimiter:
             item = self._parsed[rate] = parse(rate)
         return item
 
-    def hit(self, scope: str, key: str, rate: str) -> None:
+    async def hit(self, scope: str, key: str, rate: str) -> None:
         """Count one request; raise 429 with Retry-After when the limit is exceeded.
 
         If the limit store is unreachable the request is let through (and logged): an outage of
         Redis must not take the whole API down; the database-backed checks still apply."""
         item = self._item(rate)
         try:
-            allowed = self.strategy.hit(item, scope, key)
-            if allowed:
+            if await self.strategy.hit(item, scope, key):
                 return
-            stats = self.strategy.get_window_stats(item, scope, key)
+            stats = await self.strategy.get_window_stats(item, scope, key)
         except Exception:  # noqa: BLE001 - redis errors come in several types
             log.warning("rate-limit store %s unavailable; request allowed", self.storage_uri, exc_info=True)
             return
@@ -52,8 +57,8 @@ class RateLimiter:
                               details={"limit": rate, "retry_after_s": retry_after},
                               headers={"Retry-After": str(retry_after)})
 
-    def reset(self) -> None:
+    async def reset(self) -> None:
         try:
-            self.storage.reset()
+            await self.storage.reset()
         except Exception:  # noqa: BLE001
             log.warning("rate-limit store reset failed", exc_info=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
+from starlette.concurrency import run_in_threadpool
 
 from bio_shared.app import ERROR_RESPONSES
 from bio_shared.errors import Forbidden
@@ -22,28 +23,28 @@ def _pair(pair) -> TokenOut:  # noqa: ANN001
 
 
 @router.post("/register", response_model=AccountOut, status_code=201, summary="Create a user account")
-def register(body: RegisterIn, request: Request, svc: Accounts = Depends(accounts),
-             cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> AccountOut:
-    rl.hit("register", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_register)
+async def register(body: RegisterIn, request: Request, svc: Accounts = Depends(accounts),
+                   cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> AccountOut:
+    await rl.hit("register", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_register)
     if not cfg.allow_registration:
         raise Forbidden("registration is disabled on this platform; ask an administrator", code="registration_disabled")
-    return AccountOut.model_validate(svc.register(body.email, body.password))
+    return AccountOut.model_validate(await run_in_threadpool(svc.register, body.email, body.password))
 
 
 @router.post("/login", response_model=TokenOut,
              summary="Log in with e-mail (as username) and password (OAuth2 password form)")
-def login(request: Request, form: OAuth2PasswordRequestForm = Depends(), svc: Accounts = Depends(accounts),
-          cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> TokenOut:
-    rl.hit("login", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_login)
-    return _pair(svc.login(form.username, form.password))
+async def login(request: Request, form: OAuth2PasswordRequestForm = Depends(), svc: Accounts = Depends(accounts),
+                cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> TokenOut:
+    await rl.hit("login", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_login)
+    return _pair(await run_in_threadpool(svc.login, form.username, form.password))
 
 
 @router.post("/refresh", response_model=TokenOut,
              summary="Exchange a refresh token for a new pair (the old one is spent; reuse revokes the login)")
-def refresh(body: RefreshIn, request: Request, svc: Accounts = Depends(accounts),
-            cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> TokenOut:
-    rl.hit("login", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_login)
-    return _pair(svc.refresh(body.refresh_token))
+async def refresh(body: RefreshIn, request: Request, svc: Accounts = Depends(accounts),
+                  cfg: GatewaySettings = Depends(settings), rl: RateLimiter = Depends(limiter)) -> TokenOut:
+    await rl.hit("login", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_login)
+    return _pair(await run_in_threadpool(svc.refresh, body.refresh_token))
 
 
 @router.post("/logout", status_code=204, response_class=Response,
