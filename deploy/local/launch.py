@@ -5,9 +5,9 @@
     python deploy/local/launch.py status   # which processes are alive (and ready)
     python deploy/local/launch.py down     # SIGTERM every process group, then SIGKILL leftovers
 
-``make up`` / ``make status`` / ``make down`` call these. Standard library only, so it runs before
-anything else works; it starts the installed console scripts (``bio-platform``, ``bio-fingerprint``,
-...) found next to the Python that runs it (the project's .venv).
+``make up`` / ``make status`` / ``make down`` call these with the project's .venv Python (psycopg and
+redis-py come from there); it starts the installed console scripts (``bio-platform``,
+``bio-fingerprint``, ...) found next to that Python.
 
 Every process runs in its own session (process group), writes stdout+stderr to ``var/log/<name>.log``
 and has its pid in ``var/run/<name>.pid``; ``var/run/stack.json`` describes the running stack.
@@ -44,7 +44,6 @@ import secrets
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -229,140 +228,51 @@ def group_members(pgid: int) -> list[int]:
     return live_groups({pgid}).get(pgid, [])
 
 
-# -- dependency checks (stdlib wire protocols) -----------------------------------------------------
-class _PgError(Exception):
-    def __init__(self, sqlstate: str, message: str) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-
-
-def _pg_read(sock: socket.socket) -> tuple[bytes, bytes]:
-    head = _recv_exact(sock, 5)
-    kind, length = head[:1], struct.unpack("!I", head[1:])[0]
-    return kind, _recv_exact(sock, length - 4)
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed by the server")
-        buf += chunk
-    return buf
-
-
-def _pg_error(body: bytes) -> _PgError:
-    fields = {}
-    for part in body.split(b"\0"):
-        if part:
-            fields[part[:1]] = part[1:].decode("utf-8", "replace")
-    return _PgError(fields.get(b"C", ""), fields.get(b"M", "unknown error"))
-
-
-def _pg_connect(host: str, port: int, user: str, database: str, timeout: float = 3.0) -> socket.socket | None:
-    """Open a session. Returns the socket when trusted, None when the server asks for a password
-    (it is up; credentials are the application's business). Raises _PgError or OSError."""
-    sock = socket.create_connection((host, port), timeout=timeout)
-    try:
-        params = b"user\0" + user.encode() + b"\0database\0" + database.encode() + b"\0\0"
-        sock.sendall(struct.pack("!II", 8 + len(params), 196608) + params)
-        while True:
-            kind, body = _pg_read(sock)
-            if kind == b"E":
-                raise _pg_error(body)
-            if kind == b"R":
-                if struct.unpack("!I", body[:4])[0] != 0:
-                    sock.close()
-                    return None  # password / SASL requested: reachable
-            elif kind == b"Z":
-                return sock
-    except BaseException:
-        sock.close()
-        raise
-
-
-def _pg_close(sock: socket.socket) -> None:
-    try:
-        sock.sendall(b"X" + struct.pack("!I", 4))
-    finally:
-        sock.close()
-
-
-def _pg_simple_query(sock: socket.socket, sql: str) -> None:
-    payload = sql.encode() + b"\0"
-    sock.sendall(b"Q" + struct.pack("!I", 4 + len(payload)) + payload)
-    error = None
-    while True:
-        kind, body = _pg_read(sock)
-        if kind == b"E":
-            error = _pg_error(body)
-        elif kind == b"Z":
-            break
-    if error:
-        raise error
-
-
+# -- dependency checks ---------------------------------------------------------------------------------
 def check_postgres(url: str, *, create: bool = True, quiet: bool = False) -> None:
+    import psycopg
+
     u = urlsplit(url)
     if not u.scheme.startswith("postgres"):
         return  # e.g. SQLite: nothing to reach
     host, port = u.hostname or "127.0.0.1", u.port or 5432
-    user = unquote(u.username or os.environ.get("PGUSER") or "postgres")
-    database = unquote(u.path.lstrip("/")) or user
+    database = unquote(u.path.lstrip("/")) or "postgres"
+    plain = url.replace("postgresql+psycopg://", "postgresql://")
     try:
-        sock = _pg_connect(host, port, user, database)
-    except OSError as exc:
-        raise LaunchError(
-            f"PostgreSQL is not reachable at {host}:{port} ({exc}).\n"
-            f"Start it with:  {START_PG}\nor point BIO_DATABASE_URL at a running server.") from exc
-    except _PgError as exc:
-        if exc.sqlstate != "3D000":  # anything but 'database does not exist'
-            raise LaunchError(f"PostgreSQL at {host}:{port} refused the connection: {exc.message}") from exc
-        if not create:
-            raise LaunchError(f"database {database!r} does not exist; create it with:  "
-                              f"createdb -h {host} -p {port} -U {user} {database}") from exc
-        try:
-            admin = _pg_connect(host, port, user, "postgres")
-            if admin is None:
-                raise _PgError("28000", "password required")
-            try:
-                _pg_simple_query(admin, 'CREATE DATABASE "{}"'.format(database.replace('"', '""')))
-            finally:
-                _pg_close(admin)
-        except (_PgError, OSError) as exc2:
-            raise LaunchError(f"database {database!r} does not exist and could not be created ({exc2}); "
-                              f"create it with:  createdb -h {host} -p {port} -U {user} {database}") from exc2
-        _say(f"created PostgreSQL database {database!r}", quiet)
+        psycopg.connect(plain, connect_timeout=3).close()
         return
-    if sock is not None:
-        _pg_close(sock)
+    except psycopg.OperationalError as exc:
+        text = str(exc)
+        if "does not exist" not in text or f'"{database}"' not in text:
+            raise LaunchError(
+                f"PostgreSQL is not usable at {host}:{port}: {text.strip()}\n"
+                f"Start it with:  {START_PG}\nor point BIO_DATABASE_URL at a running server.") from exc
+    if not create:
+        raise LaunchError(f"database {database!r} does not exist; create it with:  createdb {database}")
+    admin_url = plain.rsplit("/", 1)[0] + "/postgres"
+    try:
+        with psycopg.connect(admin_url, autocommit=True, connect_timeout=3) as conn:
+            conn.execute('CREATE DATABASE "{}"'.format(database.replace('"', '""')))
+    except psycopg.Error as exc:
+        raise LaunchError(f"database {database!r} does not exist and could not be created ({exc}); "
+                          f"create it with:  createdb {database}") from exc
+    _say(f"created PostgreSQL database {database!r}", quiet)
 
 
 def check_redis(url: str) -> None:
+    import redis
+
     u = urlsplit(url)
     if u.scheme not in ("redis", "rediss"):
         raise LaunchError(f"BIO_REDIS_URL must be a redis:// URL, got {url!r}")
-    host, port = u.hostname or "127.0.0.1", u.port or 6379
     try:
-        with socket.create_connection((host, port), timeout=3.0) as sock:
-            if u.scheme == "rediss":
-                return  # TLS: reachable is all we can say with a plain socket
-            if u.password:
-                user = unquote(u.username) if u.username else None
-                parts = ["AUTH", *([user] if user else []), unquote(u.password)]
-                sock.sendall(("*%d\r\n" % len(parts) + "".join(
-                    f"${len(p.encode())}\r\n{p}\r\n" for p in parts)).encode())
-                sock.recv(256)
-            sock.sendall(b"PING\r\n")
-            reply = sock.recv(256)
-    except OSError as exc:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+        client.ping()
+        client.close()
+    except redis.RedisError as exc:
         raise LaunchError(
-            f"Redis is not reachable at {host}:{port} ({exc}).\n"
+            f"Redis is not usable at {u.hostname or '127.0.0.1'}:{u.port or 6379} ({exc}).\n"
             f"Start it with:  {START_REDIS}\nor point BIO_REDIS_URL at a running server.") from exc
-    if not reply.startswith(b"+PONG"):
-        raise LaunchError(f"Redis at {host}:{port} answered PING with {reply[:120]!r}")
 
 
 # -- configuration ----------------------------------------------------------------------------------

@@ -243,6 +243,8 @@ class JobQueue:
         # cannot overwrite the newer attempt's outcome.
         if self._finish(job_id, state, attempt=ctx.attempt, **values):
             JOBS.labels(self.service, ctx.kind, state.value).inc()
+            log.info("job %s (%s) %s on attempt %s in %.3f s", job_id, ctx.kind, state.value, ctx.attempt,
+                     time.perf_counter() - start, extra={"job_id": job_id})
         else:
             log.warning("job %s attempt %s finished after losing its lease; outcome dropped", job_id, ctx.attempt)
             outcome = Outcome("stale")
