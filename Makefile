@@ -21,8 +21,9 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python constraints.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PIP) -c constraints.txt $(addprefix -e ,$(PACKAGES))
+	$(PIP) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	@touch $@
 
 $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
@@ -52,8 +53,15 @@ down:
 status: install
 	$(BIN)/python deploy/local/launch.py status
 
+SERVICE_CLIS := bio-fingerprint bio-face-recognition bio-face-verify bio-contour-mask
+
 bench: $(VENV)/.test-installed
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
+	@for cli in $(SERVICE_CLIS); do \
+	  if $(BIN)/$$cli bench --help >/dev/null 2>&1; then \
+	    echo "== $$cli bench"; $(BIN)/$$cli bench --out reports/$${cli#bio-} || exit 1; \
+	  fi; \
+	done
 
 clean:
 	rm -rf $(VENV) var reports .pytest_cache

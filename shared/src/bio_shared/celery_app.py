@@ -73,6 +73,7 @@ def install_worker_hooks(app: Celery, queue: JobQueue, *, log_level: str = "INFO
     @signals.worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:
         dispose_engines()  # never share a connection pool across fork
+        os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("BIO_TORCH_THREADS", "1"))
 
     @signals.setup_logging.connect(weak=False)
     def _logging(**_: Any) -> None:
