@@ -8,7 +8,7 @@ import os
 import sys
 
 from bio_shared.db import migrate
-from bio_shared.services import discover_services
+from bio_shared.services import service_packages
 
 from bio_gateway.settings import GatewaySettings
 
@@ -17,8 +17,10 @@ def migrate_all(settings: GatewaySettings, *, with_services: bool) -> list[str]:
     done = ["gateway"]
     migrate("bio_gateway", settings.database_url)
     if with_services:
-        for name, spec in discover_services().items():
-            migrate(spec.package, spec.settings().database_url)
+        for name, package in service_packages().items():
+            # the service's own override (BIO_<NAME>_DATABASE_URL) wins over BIO_DATABASE_URL
+            url = os.environ.get(f"BIO_{name.upper()}_DATABASE_URL") or settings.database_url
+            migrate(package, url)
             done.append(name)
     return done
 

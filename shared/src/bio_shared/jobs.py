@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Callable, Protocol
 
-from sqlalchemy import JSON, Float, Integer, String, Text, or_, select, update
+from sqlalchemy import JSON, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from bio_shared.db import UTCDateTime, session_scope, utcnow
@@ -202,6 +202,13 @@ class JobQueue:
             with self.sessions() as s:
                 job = s.get(self.model, job_id)
         return job
+
+    def state_counts(self) -> dict[str, int]:
+        with self.sessions() as s:
+            m = self.model
+            rows = s.execute(select(m.status, func.count()).where(m.status.in_(("pending", "running")))
+                             .group_by(m.status))
+            return {status: count for status, count in rows}
 
     def list(self, identity: Identity, limit: int = 50, offset: int = 0) -> list[Any]:
         with self.sessions() as s:

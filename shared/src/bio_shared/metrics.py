@@ -12,6 +12,7 @@ import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
+    REGISTRY,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -20,6 +21,7 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
+from prometheus_client.core import GaugeMetricFamily
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +48,36 @@ RATE_LIMITED = Counter("bio_rate_limit_rejections_total", "Requests refused by a
 AUTH_FAILURES = Counter("bio_auth_failures_total", "Failed authentications by reason", ["reason"])
 UPSTREAM_ERRORS = Counter("bio_gateway_upstream_errors_total", "Proxy errors by service and kind",
                           ["service", "kind"])
+
+
+class JobStateCollector:
+    """``bio_jobs_in_state{service,status}``: pending and running jobs counted from each service's
+    jobs table at scrape time (the queue backlog, as the database sees it)."""
+
+    def __init__(self) -> None:
+        self.queues: dict[str, object] = {}
+
+    def add(self, queue: object) -> None:
+        self.queues[queue.service] = queue  # type: ignore[attr-defined]
+
+    def describe(self) -> list:
+        return [GaugeMetricFamily("bio_jobs_in_state", "Jobs by state, from the jobs tables", labels=["service", "status"])]
+
+    def collect(self):  # noqa: ANN201
+        family = GaugeMetricFamily("bio_jobs_in_state", "Jobs by state, from the jobs tables",
+                                   labels=["service", "status"])
+        for name, queue in list(self.queues.items()):
+            try:
+                counts = queue.state_counts()  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - a scrape must not fail because the database is away
+                continue
+            for status in ("pending", "running"):
+                family.add_metric([name, status], counts.get(status, 0))
+        yield family
+
+
+JOB_STATES = JobStateCollector()
+REGISTRY.register(JOB_STATES)
 
 
 def metrics_response() -> Response:

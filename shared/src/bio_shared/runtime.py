@@ -19,6 +19,7 @@ from bio_shared.celery_app import install_worker_hooks, make_celery, register_jo
 from bio_shared.db import session_factory, session_scope
 from bio_shared.identity import Identity, identity_dependency
 from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
+from bio_shared.metrics import JOB_STATES
 from bio_shared.settings import CommonSettings
 from bio_shared.storage import BlobStore
 
@@ -78,6 +79,7 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
     celery = make_celery(name, settings)
     run_job = register_job_task(celery, queue)
     install_worker_hooks(celery, queue, log_level=settings.log_level)
+    JOB_STATES.add(queue)
     if settings.jobs_in_process:
         queue.dispatcher = ThreadDispatcher(queue, settings.embedded_job_threads)
     elif not settings.redis_url:

@@ -31,6 +31,13 @@ class ServiceSpec:
         return self.settings_cls(**overrides)
 
 
+def service_packages() -> dict[str, str]:
+    """Installed services as {name: import package}, read from entry-point metadata without
+    importing them: migrations need only the package's models, not its model-loading app."""
+    found = {ep.name: ep.value.split(":")[0].split(".")[0] for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    return dict(sorted(found.items()))
+
+
 def discover_services() -> dict[str, ServiceSpec]:
     found: dict[str, ServiceSpec] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
