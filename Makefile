@@ -9,7 +9,7 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export BIOMETRICS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: help install run migrate create-admin test test-unit up down status bench lint clean
+.PHONY: help install run migrate create-admin test test-tools up down status bench clean
 
 help:
 	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
@@ -30,6 +30,17 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
 	$(PIP) -c constraints.txt -r requirements-test.txt
 	@touch $@
 
+# Command-line tools the deployment tests run for real: docker-compose (config validation), promtool
+# and prometheus (rules, and a real scrape of the platform), wrk (bench). kubectl is on the machine.
+TOOLS := docker-compose:docker-compose promtool:prometheus prometheus:prometheus wrk:wrk
+test-tools:
+	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else echo "missing tools:$$missing (their tests are skipped outside CI)"; fi; \
+	fi
+
 install: $(VENV)/.installed
 
 migrate: install
@@ -41,7 +52,7 @@ run: install
 create-admin: install
 	$(BIN)/bio-platform create-admin --email "$(EMAIL)" $(if $(PASSWORD),--password "$(PASSWORD)")
 
-test: $(VENV)/.test-installed
+test: $(VENV)/.test-installed test-tools
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 up: install
@@ -55,7 +66,7 @@ status: install
 
 SERVICE_CLIS := bio-fingerprint bio-face-recognition bio-face-verify bio-contour-mask
 
-bench: $(VENV)/.test-installed
+bench: $(VENV)/.test-installed test-tools
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
 	@for cli in $(SERVICE_CLIS); do \
 	  if $(BIN)/$$cli bench --help >/dev/null 2>&1; then \
