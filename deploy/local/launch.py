@@ -313,6 +313,10 @@ def ensure_secrets(var_dir: Path, given: dict[str, str]) -> dict[str, str]:
     return result
 
 
+# Services whose Celery app has a beat schedule (the fingerprint clean-up of old outputs).
+BEAT_SERVICES = {"fingerprint"}
+
+
 def build_plan(env: dict[str, str], host: str, port_base: int, metrics_port_base: int,
                services: list[str] | None = None, workers: bool = True) -> list[Proc]:
     """What to start. ``services`` limits the services (the gateway routes only those)."""
@@ -334,7 +338,10 @@ def build_plan(env: dict[str, str], host: str, port_base: int, metrics_port_base
             mport = metrics_port_base + index[n] if metrics_port_base else None
             extra = {"BIO_WORKER_METRICS_PORT": str(mport)} if mport else {}
             extra["BIO_WORKER_METRICS_ADDR"] = host
-            plan.append(Proc(f"{n}-worker", "worker", [console_script(script), "worker"], port=mport,
+            argv = [console_script(script), "worker"]
+            if n in BEAT_SERVICES:  # the one worker of this service also runs its periodic schedule
+                argv += ["--beat", "--schedule", str(Path(env.get("BIO_VAR_DIR", "var")) / "run" / f"{n}-beat")]
+            plan.append(Proc(f"{n}-worker", "worker", argv, port=mport,
                              url=f"http://{host}:{mport}/metrics" if mport else None, env=extra))
     return plan
 
