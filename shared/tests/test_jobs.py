@@ -169,24 +169,27 @@ class TestSubmit:
         assert queue.list(ALICE) == []
         assert queue.dispatcher.sent == []
 
-    def test_dispatch_failure_marks_failed_and_raises_503(self, queue: JobQueue) -> None:
+    def test_dispatch_failure_keeps_the_job_and_the_reaper_sends_it_later(self, queue: JobQueue) -> None:
         queue.dispatcher.fail = True
-        with pytest.raises(ServiceUnavailable) as info:
-            queue.submit(ALICE, "echo", {})
-        assert info.value.status_code == 503 and info.value.code == "queue_unavailable"
-        jobs = queue.list(ALICE)
-        assert len(jobs) == 1
-        assert jobs[0].status == "failed"
-        assert jobs[0].error["code"] == "queue_unavailable"
-        assert jobs[0].finished_at is not None
-        # A failed job is not revived by the reaper.
-        assert queue.reap(pending_after_s=0) == {"requeued": 0, "failed": 0}
+        job = queue.submit(ALICE, "echo", {"v": 1})  # the broker is down: accepted all the same
+        stored = queue.list(ALICE)
+        assert [j.id for j in stored] == [job.id] and stored[0].status == "pending"
+        assert stored[0].lease_expires_at is not None  # when to try again
+        assert queue.reap() == {"requeued": 0, "failed": 0}  # not before its retry time
+        queue.dispatcher.fail = False
+        queue.settings.job_dispatch_retry_s = 0
+        with queue.sessions() as s, s.begin():
+            s.execute(update(queue.model).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+        assert queue.reap() == {"requeued": 1, "failed": 0}
+        assert [sent[0] for sent in queue.dispatcher.sent] == [job.id]
+        queue.execute(job.id)
+        assert queue.get(job.id, ALICE).status == "succeeded"
 
     def test_no_dispatcher_configured(self, queue: JobQueue) -> None:
         queue.dispatcher = None
         with pytest.raises(ServiceUnavailable):
             queue.submit(ALICE, "echo", {})
-        assert queue.list(ALICE)[0].status == "failed"
+        assert queue.list(ALICE) == []
 
     def test_status_url(self, queue: JobQueue) -> None:
         assert queue.status_url("abc") == "/api/v1/testsvc/jobs/abc"

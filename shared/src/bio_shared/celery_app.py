@@ -38,6 +38,10 @@ def make_celery(service: str, settings: CommonSettings) -> Celery:
         worker_hijack_root_logger=False,
         worker_send_task_events=False,
         broker_connection_retry_on_startup=True,
+        # A submit must not hang while Redis is down: a few quick tries, then the job waits in the
+        # database for the reaper (see JobQueue.submit).
+        broker_connection_timeout=2,
+        task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
         task_serializer="json",
         accept_content=["json"],

@@ -171,10 +171,12 @@ class JobQueue:
 
     # -- API side ---------------------------------------------------------------------------------
     def submit(self, identity: Identity, kind: str, params: dict[str, Any]) -> Any:
-        """Insert the row first (committed), then dispatch. If the broker is down, the job is marked
-        failed with that reason and the caller gets 503, so nothing is left pending forever."""
+        """Insert the row first (committed), then dispatch. If the broker is down the job is kept,
+        pending, and the reaper sends it again once the broker is back: the caller's 202 holds."""
         if kind not in self.handlers:
             raise ValueError(f"no handler for job kind {kind!r}")
+        if self.dispatcher is None:
+            raise ServiceUnavailable("the job queue is not configured", code="queue_unavailable")
         rid = request_id_var.get()
         with session_scope(self.sessions) as s:
             job = self.model(id=new_id(), owner_id=identity.account_id, kind=kind, params=params,
@@ -183,12 +185,12 @@ class JobQueue:
         JOBS.labels(self.service, kind, "submitted").inc()
         try:
             self._dispatcher().dispatch(job.id, request_id=rid)
-        except Exception as exc:  # noqa: BLE001 - broker errors come in many types
-            log.exception("dispatch of job %s failed", job.id)
-            self._finish(job.id, JobStatus.failed, error={"code": "queue_unavailable",
-                                                           "message": "the job queue is unavailable"})
-            raise ServiceUnavailable("the job queue is unavailable; try again later",
-                                     code="queue_unavailable") from exc
+        except Exception:  # noqa: BLE001 - broker errors come in many types
+            log.warning("dispatch of job %s failed; the reaper will send it again", job.id, exc_info=True)
+            retry_at = utcnow() + timedelta(seconds=self.settings.job_dispatch_retry_s)
+            with session_scope(self.sessions) as s:
+                s.execute(update(self.model).where(self.model.id == job.id).values(lease_expires_at=retry_at))
+            JOBS.labels(self.service, kind, "deferred").inc()
         return job
 
     def get(self, job_id: str, identity: Identity) -> Any:
@@ -269,8 +271,10 @@ class JobQueue:
             stale_pending = now - timedelta(seconds=redispatch_s if pending_after_s is None else pending_after_s)
             cond = or_(
                 (m.status == JobStatus.running.value) & (m.lease_expires_at < now),
-                (m.status == JobStatus.pending.value) & (m.created_at < stale_pending)
-                & or_(m.lease_expires_at.is_(None), m.lease_expires_at < now),
+                # never sent (or its message was lost) for a long time
+                (m.status == JobStatus.pending.value) & m.lease_expires_at.is_(None) & (m.created_at < stale_pending),
+                # a failed dispatch or a requeue whose hold has passed
+                (m.status == JobStatus.pending.value) & (m.lease_expires_at < now),
             )
             stmt = select(m.id, m.attempts, m.status, m.request_id).where(cond)
             if job_ids is not None:

@@ -39,6 +39,7 @@ class CommonSettings(BaseSettings):
     job_max_attempts: int = 3
     job_lease_grace_s: int = 30
     job_redispatch_after_s: int = 300
+    job_dispatch_retry_s: int = 10  # a job whose dispatch failed (broker down) is sent again after this
     job_reap_interval_s: float = 30.0
     # Fault-injection for tests of worker loss: jobs sleep this long once claimed. Ignored in production.
     job_debug_delay_s: float = 0.0

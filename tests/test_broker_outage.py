@@ -1,0 +1,104 @@
+"""Redis (the broker) down while a job is submitted: the job is stored, answered 202, and runs once
+Redis is back: no job is lost and none fails because of the outage.
+
+A private redis-server on a free loopback port is stopped and started again on the same port; the
+fingerprint API runs in this process (Celery dispatch, 1 s reaper) and one real worker process
+consumes the queue.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from bio_fingerprint.app import PREFIX, create_app
+from bio_fingerprint.settings import FingerprintSettings
+from bio_shared.db import migrate
+from bio_shared.testing import identity_headers
+
+pytestmark = pytest.mark.integration
+
+SECRET = "broker-outage-internal-secret-" + "x" * 32
+
+
+class RedisServer:
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir, self.proc = port, workdir, None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server not installed")
+        self.proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = RedisServer(port, tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_job_submitted_while_redis_is_down_runs_when_it_returns(launch, pg_url, private_redis, tmp_path, data_dir):
+    var_dir = tmp_path / "var"
+    redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
+    migrate("bio_fingerprint", pg_url)
+    timing = {"job_dispatch_retry_s": 1, "job_reap_interval_s": 1}
+    settings = FingerprintSettings(env="test", var_dir=var_dir, database_url=pg_url, redis_url=redis_url,
+                                   internal_secret=SECRET, **timing)
+    auth = identity_headers(SECRET, "acct-outage")
+    sample = data_dir / "fingerprints" / "fvc2002" / "DB1_B" / "101_1.tif"
+    env = {"BIO_ENV": "test", "BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_VAR_DIR": str(var_dir),
+           "BIO_INTERNAL_SECRET": SECRET, "PYTHONUNBUFFERED": "1"}
+    env = {**{k: v for k, v in os.environ.items() if not k.upper().startswith("BIO_")}, **env}
+    try:
+        with TestClient(create_app(settings)) as api:
+            private_redis.stop()  # the broker goes away
+            r = api.post(f"{PREFIX}/jobs/normalize", headers=auth,
+                         files={"file": (sample.name, sample.read_bytes(), "image/tiff")})
+            assert r.status_code == 202, r.text  # accepted: the job is in the database
+            status_url = r.json()["status_url"]
+            assert api.get(status_url, headers=auth).json()["status"] == "pending"
+
+            private_redis.start()  # the broker is back (empty: the message never reached it)
+            worker = launch.start_process(var_dir, "worker", [launch.console_script("bio-fingerprint"), "worker"],
+                                          kind="worker", env=env)
+            deadline = time.monotonic() + 60
+            while True:
+                job = api.get(status_url, headers=auth).json()
+                if job["status"] in ("succeeded", "failed"):
+                    break
+                assert time.monotonic() < deadline, f"job still {job['status']}:\n{launch.tail(worker.log)}"
+                time.sleep(0.2)
+            assert job["status"] == "succeeded", job
+            assert job["attempts"] == 1 and job["result"]["width"] == 388
+    finally:
+        launch.down(var_dir, timeout_s=5, quiet=True)
