@@ -328,7 +328,10 @@ def test_admin_purge_deletes_one_accounts_rows_and_blobs(svc, photo):
 
     resp = svc.client.delete(purge, headers=svc.auth("acct-admin", "admin"))
     assert resp.status_code == 200, resp.text
-    assert resp.json() == {"owner_id": "acct-gone", "deleted": {svc.rt.jobs.model.__tablename__: 1, "blobs": 1}}
+    body = resp.json()
+    assert body["owner_id"] == "acct-gone"
+    # a service may own more tables; only those with rows of this account count here
+    assert {k: v for k, v in body["deleted"].items() if v} == {svc.rt.jobs.model.__tablename__: 1, "blobs": 1}
     assert svc.client.get(gone["status_url"], headers=svc.auth("acct-gone")).status_code == 404
     svc.output(kept, "acct-kept")  # the other account keeps its job and its output
     assert svc.stored()[0] == 1 and len(svc.stored()[1]) == 1
