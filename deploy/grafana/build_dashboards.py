@@ -63,8 +63,18 @@ def overview() -> dict:
     ])
 
 
+# Panels on metrics only one service exports.
+EXTRA_PANELS = {
+    "contour_mask": lambda: [
+        panel("Result cache lookups", [("sum by (result) (rate(bio_contour_cache_total[5m]))", "{{result}}")], unit="ops"),
+        panel("Time per stage (p95)", [(q95("bio_contour_stage_seconds", "stage"), "{{stage}}")], unit="s"),
+    ],
+}
+
+
 def service_dashboard(name: str, title: str) -> dict:
     s = f'service="{name}"'
+    extra = EXTRA_PANELS.get(name, lambda: [])()
     return dashboard(f"bio-{name.replace('_', '-')}", f"Biometric platform: {title}", [
         panel("Requests per second by route", [(f"sum by (route, status) (rate(bio_http_requests_total{{{s},{NOISE}}}[5m]))", "{{route}} {{status}}")], unit="reqps"),
         panel("Latency by route (p95)", [(q95("bio_http_request_duration_seconds", "route", f"{s},{NOISE}"), "{{route}}")], unit="s"),
@@ -74,6 +84,7 @@ def service_dashboard(name: str, title: str) -> dict:
         panel("Jobs waiting and running", [(f"max by (status) (bio_jobs_in_state{{{s}}})", "{{status}}")]),
         panel("Inference time (p95) by model", [(q95("bio_inference_seconds", "model", s), "{{model}}")], unit="s"),
         panel("Gallery and template counts", [(f"max by (gallery) (bio_gallery_size{{{s}}})", "{{gallery}}")]),
+        *extra,
     ])
 
 
