@@ -27,7 +27,8 @@ NOISE = 'route!~"/metrics|/healthz|/readyz"'
 
 
 def q95(metric: str, by: str, selector: str = "") -> str:
-    return f"histogram_quantile(0.95, sum by ({by}, le) (rate({metric}_bucket{{{selector}}}[5m])))"
+    matcher = f"{{{selector}}}" if selector else ""
+    return f"histogram_quantile(0.95, sum by ({by}, le) (rate({metric}_bucket{matcher}[5m])))"
 
 
 def panel(title: str, exprs: list[tuple[str, str]], *, unit: str = "short", kind: str = "timeseries") -> dict:
