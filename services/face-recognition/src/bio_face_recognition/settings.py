@@ -1,3 +1,5 @@
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
@@ -8,3 +10,20 @@ class FaceRecognitionSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="BIO_FACE_RECOGNITION_", extra="ignore")
 
     max_side: int = Field(1024, ge=64, le=8192, description="longer side of a normalised image, in pixels")
+    # detection: the HOG detector sees the photo resized to at most this many pixels (at most 2x upsampled)
+    detect_max_pixels: int = Field(1_000_000, ge=50_000, le=40_000_000)
+    # the dlib ResNet's forward pass: its weights run with torch (several times faster), or dlib itself
+    descriptor: Literal["torch", "dlib"] = "torch"
+    # defaults of a new event
+    default_threshold: float = Field(0.6, gt=0, le=2)
+    default_top_k: int = Field(5, ge=1, le=100)
+    default_unknown_retention_s: int = Field(7 * 24 * 3600, ge=0)
+    # enrollment quality checks
+    enroll_min_face_px: int = Field(40, ge=1, description="smaller faces are refused (face_too_small)")
+    enroll_min_sharpness: float = Field(12.0, ge=0, description="variance of the Laplacian of the aligned "
+                                        "150 px face; below it the face is refused as too blurred")
+    max_images_per_request: int = Field(20, ge=1, le=200)
+    max_zip_entries: int = Field(10_000, ge=1)
+    # cached embedding matrices per process (least recently used event dropped first)
+    gallery_cache_bytes: int = Field(1 << 30, ge=1 << 20)
+    unknown_purge_interval_s: float = Field(600.0, gt=0)
