@@ -2,8 +2,9 @@
 # Face recognition service: API and Celery worker share this image (they differ by command).
 #   docker build -f deploy/docker/face-recognition.Dockerfile -t bio-face-recognition .                        # CPU
 #   docker build -f deploy/docker/face-recognition.Dockerfile --build-arg VARIANT=cuda -t bio-face-recognition:cuda .
-# CPU: dlib from the dlib-bin wheel. CUDA: dlib compiled against CUDA + cuDNN (the CNN face detector
-# and the ResNet descriptor run on the GPU when one is visible).
+# CPU: torch from the PyTorch CPU index (it runs the dlib ResNet's weights), dlib from the dlib-bin
+# wheel. CUDA: torch's default (CUDA) build and dlib compiled against CUDA + cuDNN. The code picks the
+# GPU when one is visible.
 ARG VARIANT=cpu
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-cudnn
@@ -13,7 +14,7 @@ FROM ${PYTHON_IMAGE} AS python
 
 # --- runtime bases: a plain Debian Python, or the CUDA runtime with the same Python copied in ----------
 FROM ${PYTHON_IMAGE} AS base-cpu
-ENV TORCH_INDEX=""
+ENV TORCH_INDEX=https://download.pytorch.org/whl/cpu
 
 FROM ${CUDA_IMAGE}-runtime-${UBUNTU} AS base-cuda
 COPY --from=python /usr/local /usr/local
@@ -47,7 +48,7 @@ COPY constraints.txt deploy/docker/requirements.py ./
 COPY shared/pyproject.toml shared/pyproject.toml
 COPY services/face-recognition/pyproject.toml services/face-recognition/pyproject.toml
 RUN python requirements.py --variant ${VARIANT} shared services/face-recognition > requirements.txt \
- && pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} -c constraints.txt -r requirements.txt \
+ && pip install ${TORCH_INDEX:+--extra-index-url $TORCH_INDEX} -c constraints.txt -r requirements.txt "torch==2.13.0" \
  && if ls /wheels/*.whl >/dev/null 2>&1; then pip install --no-deps /wheels/*.whl; fi
 COPY shared shared
 COPY services/face-recognition services/face-recognition
@@ -57,7 +58,7 @@ FROM base-${VARIANT}
 RUN useradd --create-home --uid 10001 bio && mkdir -p /var/lib/bio && chown bio /var/lib/bio
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 BIO_VAR_DIR=/var/lib/bio BIO_ENV=production \
-    OMP_NUM_THREADS=1
+    BIO_TORCH_THREADS=1 OMP_NUM_THREADS=1 TORCH_HOME=/var/lib/bio/torch
 USER bio
 WORKDIR /home/bio
 EXPOSE 8000 9100
