@@ -13,3 +13,16 @@ start = pytest.fixture(starter_fixture(SERVICE), name="start")  # start(**settin
 @pytest.fixture
 def faces(data_dir: Path) -> Path:
     return data_dir / "faces" / "face_recognition"
+
+
+@pytest.fixture
+def face_data(data_dir: Path) -> Path:
+    return data_dir / "faces"
+
+
+@pytest.fixture(autouse=True)
+def _dlib_by_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests choose their embedding model explicitly: an empty TORCH_HOME means no FaceNet weights."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    for key in ("BIO_FACE_VERIFY_MODEL", "BIO_FACE_VERIFY_FACENET_WEIGHTS"):
+        monkeypatch.delenv(key, raising=False)

@@ -8,7 +8,7 @@ from bio_shared.services import ServiceSpec
 
 from bio_face_verify.api import routers
 from bio_face_verify.models import Job
-from bio_face_verify.service import register_jobs
+from bio_face_verify.service import load_models, register_jobs
 from bio_face_verify.settings import FaceVerifySettings
 
 NAME, PREFIX = "face_verify", "/api/v1/verify"
@@ -22,8 +22,12 @@ def build(settings: FaceVerifySettings | None = None) -> ServiceRuntime:
 
 def create_app(settings: FaceVerifySettings | None = None) -> FastAPI:
     rt = build(settings)
-    return create_service_app(rt, title="Face verification service", routers=routers(rt),
-                              description="1:1 face verification: does this photo show the same person as that one?")
+    # Models are loaded once per process: here when jobs run in this process (embedded mode), in each
+    # Celery worker child otherwise (bio_face_verify.tasks).
+    on_startup = (lambda: load_models(rt)) if rt.settings.jobs_in_process else None
+    return create_service_app(rt, title="Face verification service", routers=routers(rt), on_startup=on_startup,
+                              description="1:1 face verification: does this photo show the same person as that one? "
+                                          "MTCNN detection, a frontal-pose check, FaceNet or dlib embeddings.")
 
 
 SERVICE = ServiceSpec(name=NAME, prefix=PREFIX, package="bio_face_verify", create_app=create_app,
