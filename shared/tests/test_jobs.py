@@ -813,3 +813,22 @@ def test_job_status_enum() -> None:
 def test_bio_error_subclass_is_bio_error() -> None:
     assert issubclass(Unprocessable, BioError)
     assert not issubclass(TransientJobError, BioError)
+
+
+def test_abandoned_job_releases_what_it_holds(tmp_path: Path) -> None:
+    """A job the reaper gives up as worker_lost runs its kind's on_abandon hook (uploads deleted)."""
+    settings = CommonSettings(env="test", var_dir=tmp_path, job_max_attempts=1)
+    engine = get_engine(settings.database_url)
+    Base.metadata.create_all(engine)
+    released: list[dict] = []
+    queue = JobQueue("testsvc", Job, session_factory(settings.database_url), settings, "/api/v1/testsvc/jobs")
+    queue.dispatcher = RecordingDispatcher()
+    queue.handler("held", on_abandon=released.append)(lambda ctx: {})
+    job = queue.submit(ALICE, "held", {"input_key": "k1"})
+    with session_scope(queue.sessions) as s:  # claimed by a worker that then died
+        s.execute(update(Job).where(Job.id == job.id).values(status="running", attempts=1,
+                                                            lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert queue.reap() == {"requeued": 0, "failed": 1}
+    assert queue.get(job.id, ALICE).error["code"] == "worker_lost"
+    assert released == [{"input_key": "k1"}]
+    dispose_engines()

@@ -155,13 +155,19 @@ class JobQueue:
         self.settings = settings
         self.status_path = status_path.rstrip("/")  # e.g. /api/v1/fingerprint/jobs
         self.handlers: dict[str, Handler] = {}
+        self.abandon_hooks: dict[str, Callable[[dict[str, Any]], None]] = {}
         self.dispatcher: Dispatcher | None = None
         self.worker_name = f"{service}@{uuid.uuid4().hex[:8]}"
 
     # -- registration -----------------------------------------------------------------------------
-    def handler(self, kind: str) -> Callable[[Handler], Handler]:
+    def handler(self, kind: str, *, on_abandon: Callable[[dict[str, Any]], None] | None = None
+                ) -> Callable[[Handler], Handler]:
+        """Register the handler of a job kind. ``on_abandon(params)`` releases what a job holds (its
+        uploads) when the reaper gives the job up as ``worker_lost``: no handler runs then."""
         def register(fn: Handler) -> Handler:
             self.handlers[kind] = fn
+            if on_abandon is not None:
+                self.abandon_hooks[kind] = on_abandon
             return fn
 
         return register
@@ -276,18 +282,19 @@ class JobQueue:
                 # a failed dispatch or a requeue whose hold has passed
                 (m.status == JobStatus.pending.value) & (m.lease_expires_at < now),
             )
-            stmt = select(m.id, m.attempts, m.status, m.request_id).where(cond)
+            stmt = select(m.id, m.attempts, m.status, m.request_id, m.kind, m.params).where(cond)
             if job_ids is not None:
                 stmt = stmt.where(m.id.in_(job_ids))
             rows = list(s.execute(stmt.limit(500)))
-        for job_id, attempts, status, rid in rows:
+        for job_id, attempts, status, rid, kind, params in rows:
             if attempts >= self.settings.job_max_attempts:
                 reason = ("the worker running this job was lost" if status == JobStatus.running.value
                           else "the job could not be delivered to a worker")
                 if self._finish(job_id, JobStatus.failed, expect=status,
                                 error={"code": "worker_lost", "message": f"{reason} after {attempts} attempts"}):
                     counts["failed"] += 1
-                    JOBS.labels(self.service, "unknown", "failed").inc()
+                    JOBS.labels(self.service, kind, "failed").inc()
+                    self._abandon(job_id, kind, params or {})
                 continue
             # Push the lease forward before dispatching so concurrent reapers do not double-send,
             # and a job waiting in a long queue is not sent again before redispatch_s.
@@ -309,6 +316,15 @@ class JobQueue:
         return counts
 
     # -- internals --------------------------------------------------------------------------------
+    def _abandon(self, job_id: str, kind: str, params: dict[str, Any]) -> None:
+        hook = self.abandon_hooks.get(kind)
+        if hook is None:
+            return
+        try:
+            hook(params)
+        except Exception:  # noqa: BLE001 - clean-up is best effort; the job's state is already final
+            log.exception("clean-up of abandoned job %s failed", job_id)
+
     def _dispatcher(self) -> Dispatcher:
         if self.dispatcher is None:
             raise RuntimeError(f"job dispatcher of {self.service} is not configured")

@@ -53,7 +53,7 @@ def register_normalize_job(rt: ServiceRuntime, transform: Transform, mode: Mode)
     """Register the handler; the router reads ``mode`` from the runtime so the two cannot disagree."""
     rt.options[NORMALIZE_KIND] = mode
 
-    @rt.jobs.handler(NORMALIZE_KIND)
+    @rt.jobs.handler(NORMALIZE_KIND, on_abandon=lambda params: rt.blobs.delete(params["input_key"]))
     def normalize(ctx: JobContext) -> dict[str, Any]:
         input_key = ctx.params["input_key"]
         output_key = _output_key(rt, ctx.owner_id, ctx.id)

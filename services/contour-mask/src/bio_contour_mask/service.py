@@ -88,7 +88,7 @@ def register_jobs(rt: ServiceRuntime) -> None:
     transform = partial(normalize_parsing_input, max_side=rt.settings.max_side)
     register_normalize_job(rt, transform, mode=NORMALIZE_MODE)
     rt.owned_models[:0] = [CacheEntry]
-    @rt.jobs.handler(CONTOURS_KIND)
+    @rt.jobs.handler(CONTOURS_KIND, on_abandon=lambda params: _drop_inputs(rt, params))
     def contours(ctx: JobContext) -> dict[str, Any]:
         p = ctx.params
         done_key = _key(ctx.owner_id, f"job-{ctx.id}", "json")

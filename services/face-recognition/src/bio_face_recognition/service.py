@@ -900,7 +900,7 @@ def register_jobs(rt: ServiceRuntime) -> FaceService:
     rt.options["faces"] = svc
     rt.owned_models.extend(OWNED_MODELS)
 
-    @rt.jobs.handler(ENROLL_ZIP_KIND)
+    @rt.jobs.handler(ENROLL_ZIP_KIND, on_abandon=lambda params: rt.blobs.delete(params["zip_key"]))
     def enroll_zip(ctx: JobContext) -> dict[str, Any]:
         key = ctx.params["zip_key"]
         if not rt.blobs.exists(key):

@@ -162,6 +162,6 @@ def register_jobs(rt: ServiceRuntime) -> None:
     transform = partial(normalize_probe_photo, max_side=rt.settings.max_side)
     register_normalize_job(rt, transform, mode=NORMALIZE_MODE)
 
-    @rt.jobs.handler(VERIFY_KIND)
+    @rt.jobs.handler(VERIFY_KIND, on_abandon=lambda params: _drop_inputs(rt, params["inputs"]))
     def verify(ctx: JobContext) -> dict[str, Any]:
         return run_verification(rt, ctx)
