@@ -67,6 +67,7 @@ status: install
 SERVICE_CLIS := bio-fingerprint bio-face-recognition bio-face-verify bio-contour-mask
 
 bench: $(VENV)/.test-installed test-tools
+	$(PIP) -c constraints.txt -e "services/fingerprint[bench]"  # NBIS baseline next to our matcher
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
 	@for cli in $(SERVICE_CLIS); do \
 	  if $(BIN)/$$cli bench --help >/dev/null 2>&1; then \

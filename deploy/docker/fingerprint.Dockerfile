@@ -41,7 +41,8 @@ FROM base-${VARIANT}
 RUN useradd --create-home --uid 10001 bio && mkdir -p /var/lib/bio && chown bio /var/lib/bio
 COPY --from=build /opt/venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH PYTHONUNBUFFERED=1 BIO_VAR_DIR=/var/lib/bio BIO_ENV=production \
-    BIO_TORCH_THREADS=1 OMP_NUM_THREADS=1 TORCH_HOME=/var/lib/bio/torch KERAS_BACKEND=torch
+    BIO_TORCH_THREADS=1 OMP_NUM_THREADS=1 TORCH_HOME=/var/lib/bio/torch KERAS_BACKEND=torch \
+    NUMBA_CACHE_DIR=/tmp/numba
 USER bio
 WORKDIR /home/bio
 EXPOSE 8000 9100

@@ -5,3 +5,14 @@ from bio_shared.settings import CommonSettings
 
 class FingerprintSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="BIO_FINGERPRINT_", extra="ignore")
+
+    enroll_min_quality: int = 40  # enrollment refuses prints under this quality (0-100) with 422
+    probe_min_quality: int = 11  # verify / identify refuse probes under this (no usable print)
+    enhancement: str = "classic"  # default enhancement preset: classic (fast Gabor) or learned (pyfing DNNs)
+    extractor: str = "leader"  # minutiae: leader (pyfing's learned extractor, accurate, ~1 s) or classic (~10 ms)
+    default_fmr: float = 0.001  # decision threshold of verify / identify when the caller gives none
+    output_retention_days: float = 30.0  # processed outputs older than this are removed by the clean-up
+    cleanup_interval_s: float = 3600.0  # Celery beat period of the clean-up task
+    sync_max_files: int = 5  # files per synchronous process-and-enroll call
+    batch_max_files: int = 500  # files per batch job
+    load_classifier: bool = True  # load the distortion classifier at start-up

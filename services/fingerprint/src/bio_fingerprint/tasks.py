@@ -1,7 +1,24 @@
-"""Celery worker entry: ``celery -A bio_fingerprint.tasks worker -Q fingerprint``."""
+"""Celery worker entry: ``celery -A bio_fingerprint.tasks worker -Q fingerprint`` (add ``-B`` for the
+scheduled clean-up of old outputs, or run ``celery -A bio_fingerprint.tasks beat`` once per deployment)."""
 
 from bio_fingerprint.app import build
+from bio_fingerprint.service import cleanup
 
 runtime = build()
 app = runtime.celery
 run_job = runtime.run_job
+
+
+@app.task(name="bio_fingerprint.cleanup_outputs", shared=False)
+def cleanup_outputs() -> dict:
+    """Delete processed outputs older than BIO_FINGERPRINT_OUTPUT_RETENTION_DAYS (rows and images)."""
+    return cleanup(runtime)
+
+
+app.conf.beat_schedule = {
+    "fingerprint-cleanup-outputs": {
+        "task": "bio_fingerprint.cleanup_outputs",
+        "schedule": runtime.settings.cleanup_interval_s,
+        "options": {"queue": runtime.name},
+    },
+}

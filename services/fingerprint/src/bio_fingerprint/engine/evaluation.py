@@ -1,0 +1,132 @@
+"""Accuracy evaluation with the FVC protocol on any folder with a truth.csv (image,finger_id,...).
+
+* genuine: every pair of impressions of the same finger (FVC2002 B set: 10 x C(8, 2) = 280)
+* impostor: first impression of each finger against the first of every other (C(10, 2) = 45)
+* impostor_all: every cross-finger pair (finer FMR estimates; 2,880 on a B set)
+
+Metrics: EER, FMR100 / FMR1000 (lowest FNMR with FMR <= 1% / 0.1%), ZeroFMR (lowest FNMR with no
+false match). A DET curve is written as SVG (no plotting library needed).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+def read_truth(folder: Path) -> list[tuple[Path, str]]:
+    rows = []
+    with open(folder / "truth.csv", newline="") as fh:
+        for row in csv.DictReader(fh):
+            if row.get("image") and row.get("finger_id"):
+                rows.append((folder / row["image"], row["finger_id"]))
+    return rows
+
+
+def fvc_pairs(fingers: list[str]) -> dict[str, list[tuple[int, int]]]:
+    """Index pairs of the FVC protocol; impressions are taken in truth.csv order."""
+    by: OrderedDict[str, list[int]] = OrderedDict()
+    for i, f in enumerate(fingers):
+        by.setdefault(f, []).append(i)
+    genuine = [p for idx in by.values() for p in itertools.combinations(idx, 2)]
+    firsts = [idx[0] for idx in by.values()]
+    impostor = list(itertools.combinations(firsts, 2))
+    groups = list(by.values())
+    impostor_all = [(a, b) for g1, g2 in itertools.combinations(groups, 2) for a in g1 for b in g2]
+    return {"genuine": genuine, "impostor": impostor, "impostor_all": impostor_all}
+
+
+def rates(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Thresholds (every distinct score) with FMR (impostor >= t) and FNMR (genuine < t)."""
+    ths = np.unique(np.concatenate([genuine, impostor, [np.inf]]))
+    imp = np.sort(impostor)
+    gen = np.sort(genuine)
+    fmr = 1.0 - np.searchsorted(imp, ths, side="left") / max(len(imp), 1)
+    fnmr = np.searchsorted(gen, ths, side="left") / max(len(gen), 1)
+    return ths, fmr, fnmr
+
+
+def metrics(genuine: list[float] | np.ndarray, impostor: list[float] | np.ndarray) -> dict[str, float]:
+    g = np.asarray(genuine, float)
+    i = np.asarray(impostor, float)
+    if len(g) == 0 or len(i) == 0:
+        return {"eer": float("nan"), "fmr100": float("nan"), "fmr1000": float("nan"), "zero_fmr": float("nan")}
+    ths, fmr, fnmr = rates(g, i)
+    k = int(np.argmin(np.abs(fmr - fnmr)))
+    # EER as in FVC: midpoint where the curves cross
+    eer = float((fmr[k] + fnmr[k]) / 2)
+
+    def at(limit: float) -> float:
+        ok = fmr <= limit + 1e-12
+        return float(fnmr[ok].min()) if ok.any() else 1.0
+
+    return {"eer": eer, "fmr100": at(0.01), "fmr1000": at(0.001), "zero_fmr": at(0.0),
+            "eer_threshold": float(ths[k]), "genuine": int(len(g)), "impostor": int(len(i))}
+
+
+def score_fmr_points(impostor: np.ndarray, fmrs: tuple[float, ...] = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001)
+                     ) -> list[dict[str, float]]:
+    """Threshold per target FMR: the smallest score t with share(impostor >= t) <= fmr."""
+    imp = np.sort(np.asarray(impostor, float))
+    n = len(imp)
+    points = []
+    for f in fmrs:
+        if f * n < 1:
+            # too few impostor comparisons to measure this rate: extrapolate, clearly marked
+            t = float(imp[-1]) * (1 + 0.15 * math.log10(1 / (f * n)))
+            points.append({"fmr": f, "threshold": round(t, 3), "measured": False})
+            continue
+        k = int(math.floor(f * n))  # at most k impostor scores may reach the threshold
+        t = float(imp[n - k - 1]) + 1e-3  # just above the (k+1)-th highest impostor score
+        points.append({"fmr": f, "threshold": round(t, 3), "measured": True})
+    return points
+
+
+def det_svg(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> str:
+    """A DET plot (FNMR against FMR, both on log axes from 0.01% to 100%) as standalone SVG."""
+    w, h, m = 520, 420, 60
+    lo = -4.0
+
+    def sx(v: float) -> float:
+        return m + (max(math.log10(max(v, 1e-4)), lo) - lo) / -lo * (w - 2 * m)
+
+    def sy(v: float) -> float:
+        return h - m - (max(math.log10(max(v, 1e-4)), lo) - lo) / -lo * (h - 2 * m)
+
+    colours = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e"]
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" '
+             f'font-size="11"><rect width="{w}" height="{h}" fill="white"/>',
+             f'<text x="{w / 2}" y="20" text-anchor="middle" font-size="14">{title}</text>']
+    for e in range(-4, 1):
+        v = 10.0 ** e
+        parts.append(f'<line x1="{sx(v)}" y1="{m}" x2="{sx(v)}" y2="{h - m}" stroke="#ddd"/>')
+        parts.append(f'<line x1="{m}" y1="{sy(v)}" x2="{w - m}" y2="{sy(v)}" stroke="#ddd"/>')
+        parts.append(f'<text x="{sx(v)}" y="{h - m + 15}" text-anchor="middle">{v * 100:g}%</text>')
+        parts.append(f'<text x="{m - 5}" y="{sy(v) + 4}" text-anchor="end">{v * 100:g}%</text>')
+    parts.append(f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">FMR</text>')
+    parts.append(f'<text x="15" y="{h / 2}" transform="rotate(-90 15 {h / 2})" text-anchor="middle">FNMR</text>')
+    for k, (name, (fmr, fnmr)) in enumerate(curves.items()):
+        pts = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(fmr, fnmr))
+        c = colours[k % len(colours)]
+        parts.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
+        parts.append(f'<text x="{w - m - 5}" y="{m + 15 + 14 * k}" text-anchor="end" fill="{c}">{name}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def evaluate_scores(n: int, fingers: list[str], compare: Callable[[int, int], float],
+                    all_impostors: bool = True) -> dict[str, Any]:
+    pairs = fvc_pairs(fingers)
+    gen = np.array([compare(a, b) for a, b in pairs["genuine"]])
+    imp = np.array([compare(a, b) for a, b in pairs["impostor"]])
+    imp_all = np.array([compare(a, b) for a, b in pairs["impostor_all"]]) if all_impostors else np.zeros(0)
+    out = {"fvc": metrics(gen, imp), "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
+    if all_impostors:
+        out["all_pairs"] = metrics(gen, imp_all)
+    return out

@@ -1,0 +1,186 @@
+"""Enhancement, minutiae, quality, templates and matching on real prints (FVC2002, SourceAFIS samples)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from bio_fingerprint.engine import matcher
+from bio_fingerprint.engine.pipeline import process
+from bio_fingerprint.engine.template import Template, TemplateFormatError
+from bio_fingerprint.service import fmr_of, threshold_for
+
+DB1 = "fvc2002/DB1_B"
+
+
+def test_enhancement_and_extraction_are_deterministic(gray_of, extracted):
+    first = extracted(f"{DB1}/101_1.tif")
+    again = process(gray_of(f"{DB1}/101_1.tif"))
+    assert np.array_equal(first.enhanced.enhanced, again.enhanced.enhanced)
+    assert np.array_equal(first.enhanced.skeleton, again.enhanced.skeleton)
+    assert np.array_equal(first.minutiae, again.minutiae)
+    assert first.quality.to_dict() == again.quality.to_dict()
+
+
+def test_ridge_enhancement_produces_all_stages(extracted):
+    e = extracted(f"{DB1}/102_1.tif").enhanced
+    inside = e.mask > 0
+    assert 0.3 < inside.mean() < 0.95  # the print, not the background
+    assert e.orientation.shape == e.gray.shape and float(e.orientation[inside].min()) >= -0.01
+    assert 6 < float(np.median(e.period[inside])) < 13  # 500 dpi ridge period, about 9 px
+    assert set(np.unique(e.binary)) == {0, 1} and set(np.unique(e.skeleton)) == {0, 1}
+    assert e.skeleton.sum() < e.binary.sum() / 2  # thinned to one-pixel lines
+    assert (e.enhanced[~inside] == 255).all()  # background white, ridges dark
+
+
+@pytest.mark.parametrize("extractor", ["leader", "classic"])
+def test_minutiae_have_position_direction_type_quality(extracted, extractor):
+    p = extracted(f"{DB1}/103_1.tif", extractor)
+    m = p.minutiae
+    assert m.shape[1] == 5 and 15 <= len(m) <= 120
+    h, w = p.enhanced.gray.shape
+    assert (m[:, 0] >= 0).all() and (m[:, 0] < w).all() and (m[:, 1] >= 0).all() and (m[:, 1] < h).all()
+    assert (m[:, 2] >= 0).all() and (m[:, 2] < 2 * math.pi).all()
+    assert set(np.unique(m[:, 3])) <= {0, 1, 2} and {1, 2} <= set(np.unique(m[:, 3]))
+    assert (m[:, 4] >= 1).all() and (m[:, 4] <= 100).all()
+    # spurious minutiae removed: none on the print border (outside the mask)
+    assert (p.enhanced.mask[m[:, 1].astype(int), m[:, 0].astype(int)] > 0).all()
+
+
+def test_classic_extractor_removes_clustered_minutiae(extracted):
+    m = extracted(f"{DB1}/104_1.tif", "classic").minutiae
+    d = np.hypot(m[:, None, 0] - m[None, :, 0], m[:, None, 1] - m[None, :, 1])
+    np.fill_diagonal(d, np.inf)
+    assert d.min() >= 5  # bridges, holes and spurs (pairs closer than half a ridge period) are gone
+
+
+def test_quality_score_with_reasons(extracted, gray_of):
+    good = extracted(f"{DB1}/105_1.tif").quality
+    assert good.score >= 60 and good.reasons == []
+    assert set(good.components) >= {"foreground", "clarity", "minutiae"}
+    blank = process(np.full((300, 300), 230, np.uint8)).quality
+    assert blank.score <= 10 and any("area" in r for r in blank.reasons)
+    half = gray_of(f"{DB1}/105_1.tif").copy()
+    half[:, : half.shape[1] * 3 // 4] = 255  # three quarters of the print missing
+    partial = process(half).quality
+    assert partial.score < good.score and any("area" in r for r in partial.reasons)
+
+
+def test_face_photo_is_not_a_fingerprint(data_dir):
+    from bio_shared.images import decode_image
+
+    face = decode_image((data_dir / "faces" / "openface" / "clapton-1.jpg").read_bytes(), mode="gray").pixels
+    q = process(face).quality
+    assert q.score <= 10 and q.components["is_fingerprint"] is False
+    assert any("ridge pattern" in r for r in q.reasons)
+
+
+def _score(extracted, a: str, b: str) -> float:
+    return matcher.score(extracted(a).minutiae, extracted(b).minutiae)
+
+
+def test_same_finger_matches_above_the_threshold_and_other_fingers_below(extracted):
+    thr = threshold_for(0.001)
+    fingers = [f"{DB1}/{f}" for f in (101, 102, 103, 104, 105, 106)]
+    genuine = [_score(extracted, f"{f}_1.tif", f"{f}_2.tif") for f in fingers]
+    impostor = [_score(extracted, f"{a}_1.tif", f"{b}_1.tif") for i, a in enumerate(fingers) for b in fingers[i + 1:]]
+    assert sum(g >= thr for g in genuine) >= 5, (genuine, thr)
+    assert max(impostor) < thr, (impostor, thr)
+    assert min(genuine) > max(impostor) * 0.5
+
+
+def test_scores_are_symmetric_enough_and_self_match_is_highest(extracted):
+    a, b = extracted(f"{DB1}/101_1.tif").minutiae, extracted(f"{DB1}/101_3.tif").minutiae
+    assert matcher.score(a, a) > matcher.score(a, b)
+    s1, s2 = matcher.score(a, b), matcher.score(b, a)
+    assert abs(s1 - s2) <= 0.25 * max(s1, s2)
+
+
+@pytest.mark.parametrize("angle_deg,shift", [(0, (0, 0)), (35, (40, -25)), (-120, (-60, 80)), (180, (15, 15))])
+def test_matcher_is_rotation_and_translation_invariant(extracted, angle_deg, shift):
+    m = extracted(f"{DB1}/106_1.tif").minutiae
+    a = math.radians(angle_deg)
+    c, s = math.cos(a), math.sin(a)
+    moved = m.copy()
+    moved[:, 0] = c * m[:, 0] - s * m[:, 1] + shift[0] + 300
+    moved[:, 1] = s * m[:, 0] + c * m[:, 1] + shift[1] + 300
+    moved[:, 2] = (m[:, 2] + a) % (2 * math.pi)
+    assert matcher.score(m, moved) == pytest.approx(matcher.score(m, m), rel=0.02)
+
+
+def test_iso_export_import_gives_the_same_score(extracted):
+    p, q = extracted(f"{DB1}/102_1.tif"), extracted(f"{DB1}/102_3.tif")
+    tp, tq = p.template(finger=2, impression=1), q.template(finger=2, impression=3)
+    direct = matcher.score(tp.minutiae, tq.minutiae)
+    rp, rq = Template.from_iso(tp.to_iso()), Template.from_iso(tq.to_iso())
+    assert (rp.finger, rp.impression, rp.width, rp.height, rp.dpi) == (2, 1, tp.width, tp.height, 500)
+    assert len(rp.minutiae) == len(tp.minutiae)
+    assert np.abs(rp.minutiae[:, :2] - np.round(tp.minutiae[:, :2])).max() == 0
+    assert matcher.score(rp.minutiae, rq.minutiae) == pytest.approx(direct, rel=0.05)
+    # a second round trip is exact
+    assert Template.from_iso(rp.to_iso()).to_iso() == rp.to_iso()
+    js = Template.from_json(tp.to_json())
+    assert matcher.score(js.minutiae, tq.minutiae) == pytest.approx(direct, rel=0.01)
+
+
+def test_sourceafis_iso_templates_import_and_match(fp_root):
+    folder = fp_root / "sourceafis"
+    probe = Template.from_iso((folder / "iso-probe.dat").read_bytes())
+    matching = Template.from_iso((folder / "iso-matching.dat").read_bytes())
+    other = Template.from_iso((folder / "iso-nonmatching.dat").read_bytes())
+    assert (probe.width, probe.height, probe.dpi, len(probe.minutiae)) == (224, 288, 500, 38)
+    assert len(other.minutiae) == 39
+    assert set(np.unique(probe.minutiae[:, 3])) <= {1, 2}
+    assert matcher.score(probe.minutiae, matching.minutiae) > threshold_for(0.0001)
+    assert matcher.score(probe.minutiae, other.minutiae) < threshold_for(0.01)
+
+
+def test_iso_record_layout_follows_the_2005_standard(extracted):
+    import struct
+
+    tpl = extracted(f"{DB1}/101_1.tif").template(finger=7, impression=2)
+    rec = tpl.to_iso()
+    assert rec[:8] == b"FMR\x00 20\x00"
+    length, equip, w, h, xres, yres, views, _ = struct.unpack(">IHHHHHBB", rec[8:24])
+    assert length == len(rec) and (w, h) == (388, 374) and xres == yres == 197 and views == 1  # 197 px/cm = 500 dpi
+    pos, view_imp, quality, n = struct.unpack(">BBBB", rec[24:28])
+    assert (pos, view_imp & 0x0F, quality, n) == (7, 2, tpl.quality, len(tpl.minutiae))
+    assert len(rec) == 24 + 4 + 6 * n + 2
+    first = struct.unpack(">HHBB", rec[28:34])
+    m = tpl.minutiae[0]
+    assert first[0] >> 14 == {1: 1, 2: 2}[int(m[3])] and first[0] & 0x3FFF == round(m[0]) and first[1] == round(m[1])
+    # ISO angles are counter-clockwise in units of 360/256 degrees
+    assert first[2] == round(((-m[2]) % (2 * math.pi)) / (2 * math.pi) * 256) % 256
+
+
+@pytest.mark.parametrize("data", [b"", b"FMR\x00 20\x00", b"FMR\x00 30\x00" + bytes(40), b"not a template" * 5])
+def test_broken_iso_records_are_refused(data):
+    with pytest.raises(TemplateFormatError):
+        Template.from_iso(data)
+
+
+def test_score_to_fmr_table_is_monotonic():
+    thresholds = [threshold_for(f) for f in (0.1, 0.01, 0.001, 0.0001)]
+    assert thresholds == sorted(thresholds) and thresholds[0] < thresholds[-1]
+    assert fmr_of(thresholds[2]) == pytest.approx(0.001, rel=0.05)
+    with pytest.raises(Exception):
+        threshold_for(0)
+
+
+def test_identify_finds_the_right_finger_among_all_enrolled(extracted):
+    """Every finger of DB1_B enrolled with two impressions; a third impression of five of them is searched."""
+    ids, templates = [], []
+    for f in range(101, 111):
+        for i in (1, 2):
+            ids.append(f"{f}")
+            templates.append(extracted(f"{DB1}/{f}_{i}.tif").minutiae)
+    gallery = matcher.Gallery(ids, templates)
+    thr = threshold_for(0.001)
+    for f in (101, 103, 105, 107, 109):
+        scores = gallery.scores(extracted(f"{DB1}/{f}_4.tif").minutiae)
+        best = int(np.argmax(scores))
+        assert ids[best] == f"{f}" and scores[best] >= thr, (f, ids[best], scores.max())
+        others = [s for s, i in zip(scores, ids) if i != f"{f}"]
+        assert max(others) < thr
