@@ -92,7 +92,7 @@ class FacePipeline:
         self.net = None
         if descriptor == "torch":
             try:
-                from bio_face_recognition.engine.resnet_torch import load_torch_resnet
+                from bio_shared.dlib_resnet import load_torch_resnet
 
                 self.net = load_torch_resnet(model_path("resnet"))
             except ImportError:  # torch not installed: dlib's own forward pass

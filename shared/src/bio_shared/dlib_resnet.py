@@ -1,5 +1,8 @@
 """The dlib face descriptor (``dlib_face_recognition_resnet_model_v1``) run with torch.
 
+Shared by the face services (face recognition, face verification); torch is imported only when a
+network is loaded.
+
 The dlib-bin wheel has no BLAS, so its ResNet forward pass costs 100-150 ms per face on one core here;
 torch's oneDNN convolutions run the same network several times faster. The weights are read from the
 very same ``.dat`` file (no conversion step, nothing downloaded): dlib serialises each parameter tensor
