@@ -253,8 +253,13 @@ def test_alembic_config(tmp_path: Path) -> None:
     assert location.name == "migrations" and (location / "env.py").is_file()
 
 
+# The fingerprint package is the sample: its first revision creates exactly the v1 jobs table (later
+# revisions add the service's own tables, which are not bio_shared's concern).
+JOBS_REVISION = "fp0001"
+
+
 def test_migrate_fingerprint(any_url: str) -> None:
-    migrate("bio_fingerprint", any_url)
+    migrate("bio_fingerprint", any_url, JOBS_REVISION)
     engine = get_engine(any_url)
     insp = inspect(engine)
     tables = set(insp.get_table_names())
@@ -287,7 +292,7 @@ def test_migrate_is_idempotent_and_reversible(any_url: str) -> None:
 
 
 def test_migration_matches_job_mixin(any_url: str) -> None:
-    migrate("bio_fingerprint", any_url)
+    migrate("bio_fingerprint", any_url, JOBS_REVISION)
     with get_engine(any_url).connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"compare_type": True,
                                                       "version_table": "alembic_version_fingerprint"})
