@@ -40,3 +40,41 @@ def test_flat_image_is_returned_as_an_equal_copy():
     flat = np.full((64, 64), 128, np.uint8)
     out = normalize_print(flat)
     assert np.array_equal(out, flat) and out is not flat
+
+
+@pytest.mark.parametrize("rel", ["DB1_B/103_2.tif", "DB2_B/107_5.tif"])
+def test_torch_leader_matches_pyfings_keras_model(prints, rel):
+    """The native torch LEADER (pyfing's weights) gives pyfing's Keras outputs: every output map to 1e-4
+    (direction as an angle where a minutia is likely) and the same minutiae through the sparse heads."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import torch
+    from bio_fingerprint.engine import enhance, leader_torch
+
+    g = normalize_print(_gray(prints / rel))
+    h, w = g.shape
+    ir = np.pad(g, ((0, (h + 31) // 32 * 32 - h), (0, (w + 31) // 32 * 32 - w)), constant_values=int(g[0, 0]))
+    net = leader_torch.get_model()
+    from pyfing.minutiae_end_to_end import Leader
+
+    with torch.inference_mode():
+        ours = net(torch.from_numpy(ir.astype(np.float32))[None, None]).numpy()
+        keras_out = Leader().model(ir[None, ..., None], training=False).numpy()[0]
+    for c in (0, 2):  # position and type probabilities
+        assert np.abs(ours[..., c] - keras_out[..., c]).max() < 1e-4
+    likely = keras_out[..., 0] > 0.5
+    ang = np.abs(np.angle(np.exp(1j * (ours[..., 1] - keras_out[..., 1]))))[likely]
+    assert likely.any() and ang.max() < 1e-4
+    # NMS map: equal wherever both keep a peak (a tie may flip by float rounding)
+    assert np.abs(ours[..., 3] - keras_out[..., 3]).mean() < 1e-5
+    fast = enhance.leader_minutiae(g)
+    os.environ["BIO_FINGERPRINT_LEADER_BACKEND"] = "keras"
+    try:
+        ref = enhance.leader_minutiae(g)
+    finally:
+        del os.environ["BIO_FINGERPRINT_LEADER_BACKEND"]
+    assert len(fast) >= 15 and fast.shape == ref.shape
+    assert np.array_equal(fast[:, [0, 1, 3, 4]], ref[:, [0, 1, 3, 4]])
+    assert np.abs(np.angle(np.exp(1j * (fast[:, 2] - ref[:, 2])))).max() < 1e-4
+

@@ -44,12 +44,15 @@ def _extract_rows(rows: list[tuple[Path, str]], preset: str = "classic", extract
     from bio_fingerprint.engine.pipeline import process
 
     methods = EnhanceMethods.preset(preset)
-    process(_gray(rows[0][0]), None, methods, 500, extractor)  # warm-up (imports, compilation)
+    # the template path: LEADER minutiae and the quality score need no enhanced ridge image (as /verify and
+    # /identify probes); the classic extractor needs it and computes it regardless
+    ridges = extractor == "classic"
+    process(_gray(rows[0][0]), None, methods, 500, extractor, ridges)  # warm-up (imports, compilation)
     templates, times, qualities = [], [], []
     for path, _ in rows:
         img = _gray(path)
         t = time.perf_counter()
-        r = process(img, None, methods, 500, extractor)
+        r = process(img, None, methods, 500, extractor, ridges)
         times.append(time.perf_counter() - t)
         templates.append(r.minutiae)
         qualities.append(r.quality.score)

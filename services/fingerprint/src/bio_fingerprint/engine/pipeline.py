@@ -108,9 +108,9 @@ def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods:
             dpi: int = 500, extractor: str = "leader", enhance_ridges: bool = True) -> Processed:
     """Classic steps (if any), ridge enhancement and minutiae of one print (uint8 gray or RGB).
 
-    ``extractor``: ``leader`` (pyfing's learned extractor on the preprocessed print: accurate, about 1 s
-    on one core) or ``classic`` (crossing number on our thinned Gabor-enhanced ridges: about 10 ms on top
-    of the enhancement, less repeatable). Measured side by side in the benchmark report."""
+    ``extractor``: ``leader`` (pyfing's learned extractor on the preprocessed print: accurate, about
+    0.2-0.25 s on one core with ``enhance_ridges=False``) or ``classic`` (crossing number on our thinned
+    Gabor-enhanced ridges: about 10 ms on top of the enhancement, less repeatable). Measured side by side in the benchmark report."""
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; allowed {list(EXTRACTORS)}")
     gray = grayscale(img)
