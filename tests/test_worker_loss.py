@@ -21,27 +21,12 @@ from fastapi.testclient import TestClient
 from bio_fingerprint.app import PREFIX, create_app
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.db import migrate
-from bio_shared.testing import identity_headers
+from bio_shared.testing import SHORT_LEASES, identity_headers, worker_env
 
 pytestmark = pytest.mark.integration
 
 SECRET = "worker-loss-internal-secret-" + "x" * 32
-LEASE = {  # short leases so that a lost job is noticed within seconds
-    "job_time_limit_s": 8,
-    "job_lease_grace_s": 2,
-    "job_reap_interval_s": 1,
-    "job_redispatch_after_s": 5,
-    "celery_visibility_timeout_s": 10,
-}
-
-
-def worker_env(pg_url: str, redis_url: str, var_dir: Path, max_attempts: int, delay_s: float) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("BIO_") or k.upper().startswith("BIO_TEST_")}
-    env.update({f"BIO_{k.upper()}": str(v) for k, v in LEASE.items()})
-    env.update(BIO_ENV="test", BIO_DATABASE_URL=pg_url, BIO_REDIS_URL=redis_url, BIO_VAR_DIR=str(var_dir),
-               BIO_INTERNAL_SECRET=SECRET, BIO_JOB_MAX_ATTEMPTS=str(max_attempts),
-               BIO_JOB_DEBUG_DELAY_S=str(delay_s), PYTHONUNBUFFERED="1")
-    return env
+LEASE = SHORT_LEASES
 
 
 @pytest.fixture
@@ -75,7 +60,8 @@ def test_job_of_a_killed_worker_is_not_left_running(launch, pg_url, redis_url, v
 
     with TestClient(create_app(settings)) as api:
         first = launch.start_process(var_dir, "worker-1", [worker, "worker"], kind="worker",
-                                     env=worker_env(pg_url, redis_url, var_dir, max_attempts, delay_s=5))
+                                     env=worker_env(database_url=pg_url, redis_url=redis_url, var_dir=var_dir,
+                                                    secret=SECRET, max_attempts=max_attempts, delay_s=5))
         r = api.post(f"{PREFIX}/jobs/normalize", headers=auth,
                      files={"file": (sample.name, sample.read_bytes(), "image/tiff")})
         assert r.status_code == 202, r.text
@@ -95,7 +81,8 @@ def test_job_of_a_killed_worker_is_not_left_running(launch, pg_url, redis_url, v
         kill_group(launch, first.pid)  # parent and pool child together, mid-job
         killed_at = time.monotonic()
         launch.start_process(var_dir, "worker-2", [worker, "worker"], kind="worker",
-                             env=worker_env(pg_url, redis_url, var_dir, max_attempts, delay_s=0))
+                             env=worker_env(database_url=pg_url, redis_url=redis_url, var_dir=var_dir,
+                                            secret=SECRET, max_attempts=max_attempts))
 
         while True:  # each GET also reaps the job once its lease has expired
             job = api.get(status_url, headers=auth).json()

@@ -25,7 +25,7 @@ from fastapi.testclient import TestClient
 from bio_face_verify.app import PREFIX, create_app
 from bio_face_verify.settings import FaceVerifySettings
 from bio_shared.db import migrate
-from bio_shared.testing import identity_headers
+from bio_shared.testing import SHORT_LEASES, identity_headers, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -44,12 +44,6 @@ def launch() -> ModuleType:
         sys.modules[name] = module
         spec.loader.exec_module(module)
     return module
-
-
-def clean_env() -> dict[str, str]:
-    """This process's environment without BIO_* settings (each test sets its own)."""
-    return {k: v for k, v in os.environ.items()
-            if not k.upper().startswith("BIO_") or k.upper().startswith("BIO_TEST_")}
 
 
 def pair(data_dir: Path, a: str, b: str) -> dict:
@@ -117,19 +111,7 @@ def test_verification_job_through_the_gateway_with_a_celery_worker(launch, pg_ur
 
 
 SECRET = "face-verify-worker-loss-secret-" + "x" * 32
-LEASE = {"job_time_limit_s": 8, "job_lease_grace_s": 2, "job_reap_interval_s": 1, "job_redispatch_after_s": 5,
-         "celery_visibility_timeout_s": 10}
-
-
-def worker_env(pg_url: str, redis_url: str, var_dir: Path, max_attempts: int, delay_s: float) -> dict[str, str]:
-    env = clean_env()
-    env.update({f"BIO_{k.upper()}": str(v) for k, v in LEASE.items()})
-    # the service's own default (60 s) would win over the common variable: set it with the service prefix
-    env["BIO_FACE_VERIFY_JOB_TIME_LIMIT_S"] = str(LEASE["job_time_limit_s"])
-    env.update(BIO_ENV="test", BIO_DATABASE_URL=pg_url, BIO_REDIS_URL=redis_url, BIO_VAR_DIR=str(var_dir),
-               BIO_INTERNAL_SECRET=SECRET, BIO_JOB_MAX_ATTEMPTS=str(max_attempts),
-               BIO_JOB_DEBUG_DELAY_S=str(delay_s), PYTHONUNBUFFERED="1")
-    return env
+LEASE = SHORT_LEASES
 
 
 @pytest.fixture
@@ -152,7 +134,9 @@ def test_verification_of_a_killed_worker_is_not_left_running(launch, pg_url, red
     worker = launch.console_script("bio-face-verify")
     with TestClient(create_app(settings)) as api:
         first = launch.start_process(var_dir, "worker-1", [worker, "worker"], kind="worker",
-                                     env=worker_env(pg_url, redis_url, var_dir, max_attempts, delay_s=6))
+                                     env=worker_env(database_url=pg_url, redis_url=redis_url, var_dir=var_dir, secret=SECRET,
+                                                    max_attempts=max_attempts, delay_s=6,
+                                                    service_env_prefix="BIO_FACE_VERIFY_"))
         r = api.post(VERIFY, headers=auth, files=pair(data_dir, "openface/clapton-1.jpg", "openface/clapton-2.jpg"))
         assert r.status_code == 202, r.text
         status_url = r.json()["status_url"]
@@ -167,7 +151,8 @@ def test_verification_of_a_killed_worker_is_not_left_running(launch, pg_url, red
             time.sleep(0.05)
         killed_at = time.monotonic()
         launch.start_process(var_dir, "worker-2", [worker, "worker"], kind="worker",
-                             env=worker_env(pg_url, redis_url, var_dir, max_attempts, delay_s=0))
+                             env=worker_env(database_url=pg_url, redis_url=redis_url, var_dir=var_dir, secret=SECRET,
+                                            max_attempts=max_attempts, service_env_prefix="BIO_FACE_VERIFY_"))
         while (job := api.get(status_url, headers=auth).json())["status"] not in ("succeeded", "failed"):
             assert time.monotonic() - killed_at < 60, f"job left {job['status']} 60 s after its worker died: {job}"
             time.sleep(0.2)

@@ -284,3 +284,31 @@ def check_rgb_guards(fn: Callable[[np.ndarray, int], np.ndarray]) -> None:
             assert max_side < 1 or "RGB" in str(exc), (shape, exc)
         else:
             raise AssertionError(f"{fn.__name__} accepted shape {shape} with max_side {max_side}")
+
+
+# -- real worker processes (worker-loss tests) ------------------------------------------------------
+# Short leases so that a lost job is noticed within seconds; pass them to the API's settings too.
+SHORT_LEASES = {"job_time_limit_s": 8, "job_lease_grace_s": 2, "job_reap_interval_s": 1,
+                "job_redispatch_after_s": 5, "celery_visibility_timeout_s": 10}
+
+
+def clean_env() -> dict[str, str]:
+    """This process's environment without BIO_* settings (the BIO_TEST_* fixture addresses stay)."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("BIO_") or k.upper().startswith("BIO_TEST_")}
+
+
+def worker_env(*, database_url: str, redis_url: str, var_dir: Any, secret: str, max_attempts: int,
+               delay_s: float = 0.0, service_env_prefix: str | None = None) -> dict[str, str]:
+    """Environment of a `bio-<service> worker` process with SHORT_LEASES and, for fault injection, a
+    delay once a job is claimed. ``service_env_prefix`` (e.g. "BIO_FACE_VERIFY_") also sets the time
+    limit with the service's prefix, for services whose settings override the common default."""
+    env = clean_env()
+    env.update({f"BIO_{k.upper()}": str(v) for k, v in SHORT_LEASES.items()})
+    if service_env_prefix:
+        env[f"{service_env_prefix}JOB_TIME_LIMIT_S"] = str(SHORT_LEASES["job_time_limit_s"])
+    env.update(BIO_ENV="test", BIO_DATABASE_URL=database_url, BIO_REDIS_URL=redis_url, BIO_VAR_DIR=str(var_dir),
+               BIO_INTERNAL_SECRET=secret, BIO_JOB_MAX_ATTEMPTS=str(max_attempts),
+               BIO_JOB_DEBUG_DELAY_S=str(delay_s), PYTHONUNBUFFERED="1")
+    return env
