@@ -223,7 +223,7 @@ def bench_command(args: argparse.Namespace, settings: Any) -> None:
 
 def markdown(r: dict[str, Any], short: bool = False) -> str:
     f, lat = r["fidelity"], r["latency"]
-    lines = [f"# contour-mask benchmark", "",
+    lines = ["# contour-mask benchmark", "",
              f"Data: `{r['folder']}` ({f['images']} images with label maps; class orders detected: "
              f"{f['label_orders_detected']}). Smoothing {f['smoothing']}. Pinned to CPU {r['cpu']}. "
              f"Rasteriser: {r['rasteriser']}.", "",

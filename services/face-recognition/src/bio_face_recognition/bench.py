@@ -181,7 +181,7 @@ def api_latency(data_dir: Path, enroll_photos: list[Path], probes: list[Path], r
                     out.setdefault("enroll_refused", []).append({"file": p.name, "status": r.status_code})
             out["enroll_p50_ms"] = round(_p50(times) * 1e3, 1)
             out["enrolled"] = len(enroll_photos) - len(out.get("enroll_refused", []))
-            times, mp = [], []
+            times = []
             for p in probes:
                 data = p.read_bytes()
                 for _ in range(reps):
