@@ -40,6 +40,8 @@ from bio_shared.settings import CommonSettings
 from bio_shared.testing import (
     ServiceClient,
     ServiceStarter,
+    check_downscaled_photo,
+    check_small_photo_kept,
     identity_headers,
     png_bomb,
     png_bytes,
@@ -464,3 +466,36 @@ def test_celery_worker_module_has_the_job_task_on_its_own_queue(spec, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True,
                          timeout=60, check=True).stdout.split()
     assert out == [f"{spec.package}.run_job", spec.name, "True", "True"]
+
+
+# -- the RGB normalisation of the face services (fit_rgb), on real photos ------------------------------
+RGB_SERVICES = [name for name in SPECS if name != "fingerprint"]
+
+
+@pytest.fixture(params=RGB_SERVICES)
+def rgb_start(request: pytest.FixtureRequest, var_dir: Path) -> Iterator[ServiceStarter]:
+    with ServiceStarter(SPECS[request.param], var_dir) as starter:
+        yield starter
+
+
+@pytest.fixture
+def faces(data_dir: Path) -> Path:
+    return data_dir / "faces" / "face_recognition"
+
+
+@pytest.mark.parametrize("rel", ["test_images/obama3.jpg",  # 1434 x 2333
+                                 "knn_examples/test/obama_and_biden.jpg"])  # 2000 x 1428, two faces
+def test_rgb_normalize_downscales_a_large_photo(rgb_start, faces, rel):
+    check_downscaled_photo(rgb_start(), faces / rel, max_side=1024)
+
+
+@pytest.mark.parametrize("rel,mode", [("examples/obama_small.jpg", "RGB"), ("examples/obama-240p.jpg", "RGB"),
+                                      ("examples/alex-lacamoire.png", "RGBA"),
+                                      ("examples/lin-manuel-miranda.png", "RGBA")])
+def test_rgb_normalize_keeps_small_photos_and_flattens_alpha(rgb_start, faces, rel, mode):
+    check_small_photo_kept(rgb_start(), faces / rel, mode)
+
+
+def test_rgb_normalize_max_side_comes_from_the_service_env_prefix(monkeypatch, rgb_start, faces):
+    monkeypatch.setenv(f"BIO_{rgb_start.spec.name.upper()}_MAX_SIDE", "300")
+    check_downscaled_photo(rgb_start(), faces / "examples" / "obama-720p.jpg", max_side=300, size=(300, 169))

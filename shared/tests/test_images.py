@@ -21,9 +21,11 @@ from bio_shared.images import (
     check_size,
     decode_image,
     encode_png,
+    fit_rgb,
     resize_max_side,
     to_uint8,
 )
+from bio_shared.testing import check_rgb_downscale, check_rgb_guards, check_rgb_kept, decode_file
 
 RNG = np.random.default_rng(20240601)
 
@@ -634,3 +636,25 @@ class TestRealSamples:
 
 def test_tiff_plugin_available() -> None:
     assert TiffImagePlugin.TiffImageFile.format == "TIFF"
+
+
+# -- fit_rgb: the normalisation of the three face services (once, for all of them) ----------------------
+
+
+@pytest.mark.parametrize("rel", ["test_images/biden.jpg", "examples/obama-1080p.jpg"])
+def test_fit_rgb_caps_the_longer_side_and_keeps_the_aspect(data_dir, rel):
+    check_rgb_downscale(fit_rgb, decode_file(data_dir / "faces" / "face_recognition" / rel), 512)
+
+
+def test_fit_rgb_returns_small_photos_unchanged(data_dir):
+    check_rgb_kept(fit_rgb, decode_file(data_dir / "faces" / "face_recognition" / "examples" / "obama_small.jpg"), 1024)
+
+
+def test_fit_rgb_keeps_an_image_already_at_max_side(data_dir):
+    rgb = decode_file(data_dir / "face_parsing" / "celebamask-hq" / "parsenet_test_img" / "0.jpg")  # 512 x 512
+    assert np.array_equal(fit_rgb(rgb, 512), rgb)
+    assert fit_rgb(rgb, 256).shape == (256, 256, 3)
+
+
+def test_fit_rgb_refuses_anything_but_rgb_and_a_non_positive_max_side():
+    check_rgb_guards(fit_rgb)

@@ -1,4 +1,5 @@
-"""What the contour-mask normalize job does to real photos: RGB, the longer side capped at max_side.
+"""The contour-mask normalize job at label-map resolution (the RGB downscale every face service shares is
+tested once in tests/test_service_contract.py).
 
 The API contract every service keeps (identity, job lifecycle, bad input, isolation, probes, metrics,
 migrations, packaging) is tested once for all services in tests/test_service_contract.py.
@@ -9,22 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
-from bio_shared.testing import check_downscaled_photo, check_small_photo_kept
-
-
-def test_normalize_downscales_a_large_photo(start, faces):
-    check_downscaled_photo(start(), faces / "test_images" / "obama3.jpg", max_side=1024)  # 1434 x 2333
-
-
-@pytest.mark.parametrize("rel,mode", [("examples/obama_small.jpg", "RGB"), ("examples/alex-lacamoire.png", "RGBA")])
-def test_normalize_keeps_small_photos_and_flattens_alpha(start, faces, rel, mode):
-    check_small_photo_kept(start(), faces / rel, mode)
-
-
-def test_max_side_comes_from_the_service_env_prefix(monkeypatch, start, faces):
-    monkeypatch.setenv("BIO_CONTOUR_MASK_MAX_SIDE", "300")
-    check_downscaled_photo(start(), faces / "examples" / "obama-720p.jpg", max_side=300, size=(300, 169))
 
 
 @pytest.mark.parametrize("sample", ["0", "3"])

@@ -133,6 +133,17 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def fit_rgb(rgb: np.ndarray, max_side: int) -> np.ndarray:
+    """The normalisation of the face services: an RGB photo with its longer side at most ``max_side``
+    (detection cost grows with the pixel count; masks line up with the normalised image); smaller
+    photos are never upscaled."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
+    if max_side < 1:
+        raise ValueError("max_side must be positive")
+    return resize_max_side(rgb, max_side)
+
+
 def resize_max_side(pixels: np.ndarray, max_side: int) -> np.ndarray:
     h, w = pixels.shape[:2]
     scale = max_side / max(h, w)

@@ -28,7 +28,7 @@ from sqlalchemy import select, update
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import BioError, NotFound, PayloadTooLarge, Unprocessable
 from bio_shared.identity import Identity
-from bio_shared.images import ALLOWED_FORMATS, Mode, check_size
+from bio_shared.images import ALLOWED_FORMATS, Mode, check_size, fit_rgb
 from bio_shared.inference import timed_inference
 from bio_shared.jobs import JobContext, JobStatus, new_id
 from bio_shared.runtime import ServiceRuntime
@@ -41,7 +41,6 @@ from bio_contour_mask.engine.contours import Region, Ring
 from bio_contour_mask.engine.detect import MODEL_NAME, models
 from bio_contour_mask.engine.errors import InputError
 from bio_contour_mask.engine.landmarks import Landmarks, parse_landmarks
-from bio_contour_mask.engine.normalize import normalize_parsing_input
 from bio_contour_mask.engine.pipeline import Options, run
 from bio_contour_mask.models import CacheEntry
 from bio_contour_mask.schemas import ContourOptions
@@ -85,7 +84,7 @@ class Timer:
 
 
 def register_jobs(rt: ServiceRuntime) -> None:
-    transform = partial(normalize_parsing_input, max_side=rt.settings.max_side)
+    transform = partial(fit_rgb, max_side=rt.settings.max_side)
     register_normalize_job(rt, transform, mode=NORMALIZE_MODE)
     rt.owned_models[:0] = [CacheEntry]
     @rt.jobs.handler(CONTOURS_KIND, on_abandon=lambda params: _drop_inputs(rt, params))

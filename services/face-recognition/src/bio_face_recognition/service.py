@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import BadRequest, BioError, Conflict, NotFound, Unprocessable
-from bio_shared.images import DecodedImage, Mode
+from bio_shared.images import DecodedImage, Mode, fit_rgb
 from bio_shared.inference import timed_inference
 from bio_shared.jobs import JobContext, new_id
 from bio_shared.metrics import GALLERY_SIZE
@@ -34,7 +34,6 @@ from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for, register_normalize_job
 
 from bio_face_recognition.engine.gallery import Gallery, confidence
-from bio_face_recognition.engine.normalize import normalize_face_photo
 from bio_face_recognition.engine.pipeline import Face, FacePipeline
 from bio_face_recognition.models import OWNED_MODELS, FaceEmbedding, FaceEvent, Person, UnknownFace
 
@@ -894,7 +893,7 @@ def directory_entries(root: Path) -> tuple[list, int]:
 
 # -- wiring --------------------------------------------------------------------------------------------
 def register_jobs(rt: ServiceRuntime) -> FaceService:
-    transform = partial(normalize_face_photo, max_side=rt.settings.max_side)
+    transform = partial(fit_rgb, max_side=rt.settings.max_side)
     register_normalize_job(rt, transform, mode=NORMALIZE_MODE)
     svc = FaceService(rt)
     rt.options["faces"] = svc

@@ -13,13 +13,12 @@ from functools import partial
 from typing import Any
 
 from bio_shared.errors import BioError, Unprocessable
-from bio_shared.images import Mode
+from bio_shared.images import Mode, fit_rgb
 from bio_shared.inference import configure_torch, timed_inference
 from bio_shared.jobs import FINAL, JobContext, TransientJobError
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for, register_normalize_job
 
-from bio_face_verify.engine.normalize import normalize_probe_photo
 from bio_face_verify.engine.pose import PoseTolerance
 from bio_face_verify.engine.verify import AnalysisOptions, FaceImageError, Verifier, get_verifier
 from bio_face_verify.settings import FaceVerifySettings
@@ -159,7 +158,7 @@ def wait_for(rt: ServiceRuntime, job_id: str, identity: Any, timeout_s: float) -
 
 
 def register_jobs(rt: ServiceRuntime) -> None:
-    transform = partial(normalize_probe_photo, max_side=rt.settings.max_side)
+    transform = partial(fit_rgb, max_side=rt.settings.max_side)
     register_normalize_job(rt, transform, mode=NORMALIZE_MODE)
 
     @rt.jobs.handler(VERIFY_KIND, on_abandon=lambda params: _drop_inputs(rt, params["inputs"]))
