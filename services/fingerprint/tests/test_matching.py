@@ -110,6 +110,39 @@ def test_matcher_is_rotation_and_translation_invariant(extracted, angle_deg, shi
     assert matcher.score(m, moved) == pytest.approx(matcher.score(m, m), rel=0.02)
 
 
+def test_vectorised_neighbour_check_agrees_with_the_scalar_one(extracted):
+    """The seed block's branch-free pre-check must pass exactly the pairs the scalar check passes."""
+    a = matcher.prepare(extracted(f"{DB1}/101_1.tif").minutiae)
+    b = matcher.prepare(extracted(f"{DB1}/101_2.tif").minutiae)
+    c = matcher.prepare(extracted(f"{DB1}/104_1.tif").minutiae)
+    for (_, la), (_, lb) in ((a, b), (a, c), (c, b)):
+        ra, rb = min(len(la), matcher.SEED_ROWS), min(len(lb), matcher.SEED_ROWS)
+        block = matcher._plausible_block(la, ra, lb, rb)
+        scalar = np.array([[matcher._plausible(la, i, lb, p) for p in range(rb)] for i in range(ra)])
+        assert block.any() and np.array_equal(block, scalar), (block != scalar).sum()
+
+
+def test_batch_scoring_equals_one_call_per_pair(extracted):
+    names = [f"{DB1}/{f}_{i}.tif" for f in (101, 102, 103) for i in (1, 2)]
+    templates = [extracted(n).minutiae for n in names]
+    pairs = [(a, b) for a in range(len(names)) for b in range(len(names)) if a != b]
+    batch = matcher.score_pairs(matcher.pack(templates), pairs)
+    single = [matcher.score(templates[a], templates[b]) for a, b in pairs]
+    assert np.allclose(batch, single, rtol=0, atol=1e-9)
+    assert batch[pairs.index((0, 1))] > 5 * batch[pairs.index((0, 2))]  # same finger far above another
+
+
+def test_large_offsets_and_empty_templates(extracted):
+    """The pairing grid spans A's extent: B placed 5,000 px away still aligns onto it and pairs fully."""
+    m = extracted(f"{DB1}/106_1.tif").minutiae
+    far = m.copy()
+    far[:, 0] += 5000
+    far[:, 1] -= 3000
+    assert matcher.score(m, far) == pytest.approx(matcher.score(m, m), rel=0.02)
+    empty = np.zeros((0, 5), np.float32)
+    assert matcher.score(m, empty) == 0.0 and matcher.score(empty, m) == 0.0
+
+
 def test_iso_export_import_gives_the_same_score(extracted):
     p, q = extracted(f"{DB1}/102_1.tif"), extracted(f"{DB1}/102_3.tif")
     tp, tq = p.template(finger=2, impression=1), q.template(finger=2, impression=3)

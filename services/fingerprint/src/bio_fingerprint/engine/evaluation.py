@@ -120,12 +120,14 @@ def det_svg(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> str
     return "\n".join(parts)
 
 
-def evaluate_scores(n: int, fingers: list[str], compare: Callable[[int, int], float],
+def evaluate_scores(n: int, fingers: list[str], compare: Callable[[list[tuple[int, int]]], np.ndarray],
                     all_impostors: bool = True) -> dict[str, Any]:
+    """FVC metrics; compare scores a list of (index, index) pairs (a batch, so a compiled matcher can run
+    the whole list in one call)."""
     pairs = fvc_pairs(fingers)
-    gen = np.array([compare(a, b) for a, b in pairs["genuine"]])
-    imp = np.array([compare(a, b) for a, b in pairs["impostor"]])
-    imp_all = np.array([compare(a, b) for a, b in pairs["impostor_all"]]) if all_impostors else np.zeros(0)
+    gen = np.asarray(compare(pairs["genuine"]), float)
+    imp = np.asarray(compare(pairs["impostor"]), float)
+    imp_all = np.asarray(compare(pairs["impostor_all"]), float) if all_impostors else np.zeros(0)
     out = {"fvc": metrics(gen, imp), "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
     if all_impostors:
         out["all_pairs"] = metrics(gen, imp_all)
