@@ -141,6 +141,9 @@ def test_large_offsets_and_empty_templates(extracted):
     assert matcher.score(m, far) == pytest.approx(matcher.score(m, m), rel=0.02)
     empty = np.zeros((0, 5), np.float32)
     assert matcher.score(m, empty) == 0.0 and matcher.score(empty, m) == 0.0
+    # absurd coordinates (an imported template) cost no huge grid and do not break the pairing
+    wide = np.concatenate([m, [[1e12, 10, 0, 1, 50], [-1e12, 10, 1, 2, 50]]]).astype(np.float32)
+    assert matcher.score(wide, m) == pytest.approx(matcher.score(m, m), rel=0.15)
 
 
 def test_iso_export_import_gives_the_same_score(extracted):
@@ -192,6 +195,14 @@ def test_iso_record_layout_follows_the_2005_standard(extracted):
 def test_broken_iso_records_are_refused(data):
     with pytest.raises(TemplateFormatError):
         Template.from_iso(data)
+
+
+@pytest.mark.parametrize("x", [-5.0, 1e12, float("nan")])
+def test_json_templates_with_impossible_coordinates_are_refused(x):
+    doc = {"width": 300, "height": 300, "minutiae": [{"x": 10, "y": 10, "direction": 0, "type": "ending"},
+                                                      {"x": x, "y": 20, "direction": 1, "type": "bifurcation"}]}
+    with pytest.raises(TemplateFormatError):
+        Template.from_json(doc)
 
 
 def test_score_to_fmr_table_is_monotonic():

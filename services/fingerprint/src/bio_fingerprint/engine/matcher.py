@@ -37,6 +37,7 @@ REFINE = 2  # seeds whose least-squares refit is paired again
 DIST_TOL = 12.0  # px at 500 dpi, after alignment
 ANGLE_TOL = math.pi / 6
 MIN_OVERLAP = 10
+MAX_COLUMNS = 1024  # pairing grid columns (DIST_TOL wide: 12,288 px)
 TWO_PI = 2 * math.pi
 
 
@@ -314,11 +315,13 @@ def match_raw(ma, la, mb, lb):
     for a in range(na):
         x0 = min(x0, ma[a, 0]); x1 = max(x1, ma[a, 0])
     x0 -= DIST_TOL
-    nbk = int((x1 + DIST_TOL - x0) / DIST_TOL) + 2
+    # capped, so that absurd coordinates cannot ask for a huge grid: minutiae of A and B beyond the last
+    # column share it, and searching it still finds every pair (just not as fast)
+    nbk = min(int((x1 + DIST_TOL - x0) / DIST_TOL) + 2, MAX_COLUMNS)
     start = np.zeros(nbk + 1, np.int64)
     cola = np.empty(na, np.int64)
     for a in range(na):
-        cola[a] = int((ma[a, 0] - x0) / DIST_TOL)
+        cola[a] = min(max(int((ma[a, 0] - x0) / DIST_TOL), 0), nbk - 1)
     sx = np.empty(nb)
     sy = np.empty(nb)
     st = np.empty(nb)

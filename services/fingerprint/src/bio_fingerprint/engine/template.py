@@ -80,6 +80,8 @@ class Template:
             raise TemplateFormatError(f"invalid JSON template: {exc}") from exc
         if w <= 0 or h <= 0 or len(arr) > 255 or not np.isfinite(arr).all():
             raise TemplateFormatError("invalid JSON template: bad size, too many minutiae or non-finite values")
+        if len(arr) and (arr[:, :2].min() < 0 or arr[:, :2].max() > 0x3FFF):
+            raise TemplateFormatError("invalid JSON template: minutia coordinates outside 0-16383 px (the ISO range)")
         return cls(arr, w, h, int(doc.get("resolution_dpi", 500)), int(doc.get("finger_position", 0)),
                    int(doc.get("impression", 0)), int(doc.get("quality", 0)),
                    str(doc.get("algorithm", ALGORITHM)), str(doc.get("algorithm_version", ALGORITHM_VERSION)))
