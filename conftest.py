@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -13,6 +16,7 @@ PG_ADMIN_URL = os.environ.get("BIO_TEST_PG_ADMIN_URL", "postgresql://postgres@12
 REDIS_TEST_URL = os.environ.get("BIO_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 DATA_DIR = Path(os.environ.get("BIOMETRICS_DATA_DIR", Path(__file__).parent.parent / "shared" / "data"))
 IN_CI = os.environ.get("CI") == "true"
+LAUNCH_PATH = Path(__file__).resolve().parent / "deploy" / "local" / "launch.py"
 
 
 def _unavailable(what: str, exc: Exception) -> None:
@@ -73,3 +77,33 @@ def var_dir(tmp_path: Path) -> Path:
     d = tmp_path / "var"
     d.mkdir()
     return d
+
+
+def load_launch() -> ModuleType:
+    """deploy/local/launch.py is a script, not a package: load it once under a private name (its
+    registry of started children must be one object for every test)."""
+    name = "bio_local_launch"
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(name, LAUNCH_PATH)
+        assert spec and spec.loader
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def launch() -> ModuleType:
+    """The local launcher (make up/down): starts real API and worker processes."""
+    return load_launch()
+
+
+@pytest.fixture
+def var_dir_stack(launch: ModuleType, pg_url: str, tmp_path: Path) -> Iterator[Path]:
+    """The var dir of a test's launched processes; stops them before the database is dropped."""
+    var_dir = tmp_path / "var"
+    try:
+        yield var_dir
+    finally:
+        launch.down(var_dir, timeout_s=5, quiet=True)  # every process the test started, whatever happened

@@ -254,11 +254,7 @@ def family(name: str) -> str:
 
 
 @pytest.fixture
-def running_platform(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import load_launch  # tests/conftest.py (the e2e fixtures)
-
-    launch = load_launch()
+def running_platform(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     var_dir = tmp_path / "var"
     base = launch.free_port_base(9)
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development"}

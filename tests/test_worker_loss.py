@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from types import ModuleType
 
 import pytest
@@ -27,16 +25,6 @@ pytestmark = pytest.mark.integration
 
 SECRET = "worker-loss-internal-secret-" + "x" * 32
 LEASE = SHORT_LEASES
-
-
-@pytest.fixture
-def var_dir_stack(launch: ModuleType, pg_url: str, tmp_path: Path) -> Iterator[Path]:
-    """The var dir of this test's workers; stops them before the database is dropped."""
-    var_dir = tmp_path / "var"
-    try:
-        yield var_dir
-    finally:
-        launch.down(var_dir, timeout_s=5, quiet=True)  # every worker the test started, whatever happened
 
 
 def kill_group(launch: ModuleType, pid: int) -> None:

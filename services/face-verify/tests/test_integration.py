@@ -8,14 +8,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import signal
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import psycopg
@@ -32,18 +28,6 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "correct horse battery staple"
 VERIFY = f"{PREFIX}/jobs/verify"
-
-
-@pytest.fixture(scope="module")
-def launch() -> ModuleType:
-    name = "bio_local_launch"  # the same private name tests/conftest.py uses: one registry of children
-    module = sys.modules.get(name)
-    if module is None:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "deploy" / "local" / "launch.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return module
 
 
 def pair(data_dir: Path, a: str, b: str) -> dict:
@@ -112,15 +96,6 @@ def test_verification_job_through_the_gateway_with_a_celery_worker(launch, pg_ur
 
 SECRET = "face-verify-worker-loss-secret-" + "x" * 32
 LEASE = SHORT_LEASES
-
-
-@pytest.fixture
-def var_dir_stack(launch: ModuleType, pg_url: str, tmp_path: Path) -> Iterator[Path]:
-    var_dir = tmp_path / "var"
-    try:
-        yield var_dir
-    finally:
-        launch.down(var_dir, timeout_s=5, quiet=True)
 
 
 @pytest.mark.parametrize("max_attempts", [2, 1], ids=["retried_by_another_worker", "out_of_attempts"])

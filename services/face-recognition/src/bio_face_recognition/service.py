@@ -365,14 +365,19 @@ class FaceService:
         counts["blobs"] = self._delete_blobs(keys)
         return {"deleted": counts}
 
+    def _image(self, s: Session, owner: str, event_id: str, person_id: str, image_id: str) -> FaceEmbedding:
+        """One enrolled photo (its embedding row) of a person of the owner's event, or 404."""
+        self._event(s, owner, event_id)
+        self._person(s, owner, event_id, person_id)
+        emb = s.scalar(select(FaceEmbedding).where(FaceEmbedding.id == image_id,
+                                                   FaceEmbedding.person_id == person_id))
+        if emb is None:
+            raise NotFound("image not found for this person", code="image_not_found")
+        return emb
+
     def delete_image(self, owner: str, event_id: str, person_id: str, image_id: str) -> dict[str, Any]:
         with session_scope(self.rt.sessions) as s:
-            self._event(s, owner, event_id)
-            self._person(s, owner, event_id, person_id)
-            emb = s.scalar(select(FaceEmbedding).where(FaceEmbedding.id == image_id,
-                                                       FaceEmbedding.person_id == person_id))
-            if emb is None:
-                raise NotFound("image not found for this person", code="image_not_found")
+            emb = self._image(s, owner, event_id, person_id, image_id)
             key = emb.image_key
             s.delete(emb)
             _bump(s, event_id)
@@ -380,12 +385,7 @@ class FaceService:
 
     def image_bytes(self, owner: str, event_id: str, person_id: str, image_id: str) -> tuple[bytes, str]:
         with self.rt.sessions() as s:
-            self._event(s, owner, event_id)
-            self._person(s, owner, event_id, person_id)
-            emb = s.scalar(select(FaceEmbedding).where(FaceEmbedding.id == image_id,
-                                                       FaceEmbedding.person_id == person_id))
-        if emb is None:
-            raise NotFound("image not found for this person", code="image_not_found")
+            emb = self._image(s, owner, event_id, person_id, image_id)
         if not emb.image_key:
             raise NotFound("this event does not keep images; only the embedding was stored", code="image_not_kept")
         data = self.rt.blobs.get(emb.image_key)

@@ -399,20 +399,21 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
 
 
 # -- outputs and templates ----------------------------------------------------------------------------
-def get_output(rt: ServiceRuntime, identity: Identity, output_id: str) -> FingerprintOutput:
+def _owned(rt: ServiceRuntime, identity: Identity, model: type, row_id: str, what: str) -> Any:
+    """The caller's row of model by id; 404 for another account's row as for a missing one."""
     with rt.sessions() as s:
-        row = s.get(FingerprintOutput, output_id) if len(output_id) <= 32 else None
+        row = s.get(model, row_id) if len(row_id) <= 32 else None
     if row is None or row.owner_id != identity.account_id:
-        raise NotFound("output not found", code="output_not_found")
+        raise NotFound(f"{what} not found", code=f"{what}_not_found")
     return row
+
+
+def get_output(rt: ServiceRuntime, identity: Identity, output_id: str) -> FingerprintOutput:
+    return _owned(rt, identity, FingerprintOutput, output_id, "output")
 
 
 def get_template(rt: ServiceRuntime, identity: Identity, template_id: str) -> FingerprintTemplate:
-    with rt.sessions() as s:
-        row = s.get(FingerprintTemplate, template_id) if len(template_id) <= 32 else None
-    if row is None or row.owner_id != identity.account_id:
-        raise NotFound("template not found", code="template_not_found")
-    return row
+    return _owned(rt, identity, FingerprintTemplate, template_id, "template")
 
 
 def list_outputs(rt: ServiceRuntime, identity: Identity, limit: int, offset: int, job_id: str | None = None) -> list:
