@@ -421,7 +421,7 @@ def start_process(var_dir: Path | str, name: str, argv: list[str], env: dict[str
 
 def _http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback URLs we built
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError, ValueError):
         return False

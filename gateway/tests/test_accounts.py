@@ -22,7 +22,7 @@ def test_register_rejects_duplicates_weak_and_bad_input(gw):
     assert r.status_code == 422 and r.json()["error"]["code"] == "weak_password"
     r = gw.post("/api/v1/auth/register", json={"email": "not-an-email", "password": PASSWORD})
     assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
-    r = gw.post("/api/v1/auth/register", content=b'{"email": "x@y.org", "password":', 
+    r = gw.post("/api/v1/auth/register", content=b'{"email": "x@y.org", "password":',
                 headers={"content-type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_json"
 

@@ -27,7 +27,7 @@ def _png() -> bytes:
     return buf.getvalue()
 
 
-def _code(r) -> str:  # noqa: ANN001
+def _code(r) -> str:
     return r.json()["error"]["code"]
 
 

@@ -22,7 +22,6 @@ from bio_shared.logging import request_id_var
 from bio_shared.settings import CommonSettings
 
 
-
 class Base(DeclarativeBase):
     pass
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -169,7 +169,7 @@ def test_utcnow_is_aware() -> None:
 def test_utc_datetime_aware_round_trip(any_url: str) -> None:
     SBase.metadata.create_all(get_engine(any_url))
     factory = session_factory(any_url)
-    aware = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+    aware = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
     naive = datetime(2024, 5, 6, 7, 8, 9)
     with session_scope(factory) as s:
         s.add_all([Thing(id=1, name="aware", at=aware), Thing(id=2, name="naive", at=naive),
@@ -178,7 +178,7 @@ def test_utc_datetime_aware_round_trip(any_url: str) -> None:
         got = {t.name: t.at for t in s.scalars(select(Thing))}
     assert got["aware"] == aware
     assert got["aware"].tzinfo is not None and got["aware"].utcoffset() == timedelta(0)
-    assert got["naive"] == naive.replace(tzinfo=timezone.utc)  # naive values are taken as UTC
+    assert got["naive"] == naive.replace(tzinfo=UTC)  # naive values are taken as UTC
     assert got["naive"].tzinfo is not None
     assert got["none"] is None
 
@@ -186,7 +186,7 @@ def test_utc_datetime_aware_round_trip(any_url: str) -> None:
 def test_utc_datetime_comparisons_in_sql(any_url: str) -> None:
     SBase.metadata.create_all(get_engine(any_url))
     factory = session_factory(any_url)
-    base = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2024, 1, 1, tzinfo=UTC)
     with session_scope(factory) as s:
         s.add_all([Thing(id=i, name=str(i), at=base + timedelta(hours=i)) for i in range(5)])
     with factory() as s:
@@ -204,7 +204,7 @@ def test_utc_datetime_on_sqlite_returns_aware(sqlite_url: str) -> None:
         conn.execute(t.insert().values(id=1, at=datetime(2023, 12, 31, 23, 59, 59)))
     with engine.connect() as conn:
         value = conn.execute(select(t.c.at)).scalar_one()
-    assert value == datetime(2023, 12, 31, 23, 59, 59, tzinfo=timezone.utc)
+    assert value == datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC)
     assert value.tzinfo is not None
 def test_utc_datetime_non_utc_offset_on_sqlite(sqlite_url: str) -> None:
     md = MetaData()

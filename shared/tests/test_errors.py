@@ -19,8 +19,8 @@ from bio_shared.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
-    UnsupportedMedia,
     Unprocessable,
+    UnsupportedMedia,
     error_body,
     install_error_handlers,
 )

@@ -127,7 +127,7 @@ def test_wrong_issuer(secret: str) -> None:
 
 
 @pytest.mark.parametrize("role", ["superuser", "", "ADMIN", None, 1, ["admin"]])
-def test_bad_roles(secret: str, role) -> None:  # noqa: ANN001
+def test_bad_roles(secret: str, role) -> None:
     claims = good_claims()
     claims["role"] = role
     assert_invalid(hs256_token(claims, secret), secret)

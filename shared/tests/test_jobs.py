@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -382,7 +382,7 @@ class TestExecute:
             try:
                 barrier.wait()
                 outcomes.append(q.execute(job.id).state)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
 
         threads = [threading.Thread(target=worker, name=f"w{i}") for i in range(n)]
@@ -664,7 +664,7 @@ class TestRead:
         ids = []
         for i in range(5):
             ids.append(queue.submit(ALICE, "echo", {"i": i}).id)
-            set_columns(queue, ids[-1], created_at=datetime(2024, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=i))
+            set_columns(queue, ids[-1], created_at=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(minutes=i))
         queue.submit(BOB, "echo", {})
         listed = queue.list(ALICE)
         assert [j.id for j in listed] == ids[::-1]

@@ -68,7 +68,7 @@ def access_capture() -> Iterator[FormattingHandler]:
 # -- JsonFormatter -----------------------------------------------------------------------------------------
 
 
-def test_json_line_fields(capture) -> None:  # noqa: ANN001
+def test_json_line_fields(capture) -> None:
     logger, handler = capture
     logger.warning("hello %s, %d times", "world", 3)
     assert len(handler.lines) == 1 and "\n" not in handler.lines[0]
@@ -81,7 +81,7 @@ def test_json_line_fields(capture) -> None:  # noqa: ANN001
     assert "request_id" not in entry and "exc" not in entry
 
 
-def test_request_id_from_contextvar(capture) -> None:  # noqa: ANN001
+def test_request_id_from_contextvar(capture) -> None:
     logger, handler = capture
     token = request_id_var.set("rid-from-context")
     try:
@@ -94,7 +94,7 @@ def test_request_id_from_contextvar(capture) -> None:  # noqa: ANN001
     assert "request_id" not in second
 
 
-def test_request_id_from_record_wins(capture) -> None:  # noqa: ANN001
+def test_request_id_from_record_wins(capture) -> None:
     logger, handler = capture
     token = request_id_var.set("ctx")
     try:
@@ -104,7 +104,7 @@ def test_request_id_from_record_wins(capture) -> None:  # noqa: ANN001
     assert handler.entries()[0]["request_id"] == "explicit"
 
 
-def test_known_extras_and_exception(capture) -> None:  # noqa: ANN001
+def test_known_extras_and_exception(capture) -> None:
     logger, handler = capture
     logger.info("done", extra={"method": "GET", "path": "/x", "status": 200, "duration_ms": 1.5,
                                "account": "a1", "job_id": "j1", "unlisted": "dropped"})
@@ -120,7 +120,7 @@ def test_known_extras_and_exception(capture) -> None:  # noqa: ANN001
     assert "ValueError: bad value" in failed["exc"] and "Traceback" in failed["exc"]
 
 
-def test_non_json_values_and_quotes(capture) -> None:  # noqa: ANN001
+def test_non_json_values_and_quotes(capture) -> None:
     logger, handler = capture
     logger.info('quote " backslash \\ newline \n tab \t unicode é', extra={"job_id": object()})
     entry = handler.entries()[0]
@@ -174,7 +174,7 @@ def test_configure_logging_is_idempotent() -> None:
     ("<script>", False),
     pytest.param("abc\n", False),
 ])
-def test_clean_request_id(value, ok: bool) -> None:  # noqa: ANN001
+def test_clean_request_id(value, ok: bool) -> None:
     assert clean_request_id(value) == (value if ok else None)
 
 
@@ -186,7 +186,7 @@ def test_new_request_id() -> None:
 # -- RequestIdMiddleware -----------------------------------------------------------------------------------
 
 
-def make_app(**mw) -> FastAPI:  # noqa: ANN003
+def make_app(**mw) -> FastAPI:
     app = FastAPI()
 
     @app.get("/rid")
@@ -242,7 +242,7 @@ def test_replaces_invalid_incoming_id(client: TestClient, bad: str) -> None:
     assert r.json()["var"] == rid
 
 
-def run_asgi(app, headers: list[tuple[bytes, bytes]], path: str = "/rid") -> tuple[int, list, bytes]:  # noqa: ANN001
+def run_asgi(app, headers: list[tuple[bytes, bytes]], path: str = "/rid") -> tuple[int, list, bytes]:
     """Drive the ASGI app directly: lets a test send header bytes an HTTP client would refuse."""
     messages: list[dict] = []
 
@@ -333,7 +333,7 @@ def test_service_label_from_middleware(access_capture: FormattingHandler) -> Non
     assert service_var.get() is None
 
 
-def test_service_var_overrides_formatter_default(capture) -> None:  # noqa: ANN001
+def test_service_var_overrides_formatter_default(capture) -> None:
     logger, handler = capture
     token = service_var.set("face_verify")
     try:
@@ -353,7 +353,7 @@ def test_contextvar_reset_after_request() -> None:
 def test_non_http_scopes_pass_through() -> None:
     seen: list[str] = []
 
-    async def inner(scope, receive, send) -> None:  # noqa: ANN001
+    async def inner(scope, receive, send) -> None:
         seen.append(scope["type"])
 
     mw = RequestIdMiddleware(inner)

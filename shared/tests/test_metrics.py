@@ -147,7 +147,7 @@ def test_non_http_scope_passes_through() -> None:
 
     seen = []
 
-    async def inner(scope, receive, send) -> None:  # noqa: ANN001
+    async def inner(scope, receive, send) -> None:
         seen.append(scope["type"])
 
     asyncio.run(MetricsMiddleware(inner, service="x")({"type": "lifespan"}, None, None))

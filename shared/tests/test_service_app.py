@@ -264,7 +264,7 @@ def test_other_account_sees_nothing(client: TestClient, alice: dict[str, str], b
 ])
 def test_bad_uploads_rejected_before_anything_is_stored(client: TestClient, rt: ServiceRuntime,
                                                         alice: dict[str, str], payload, status: int,
-                                                        code: str) -> None:  # noqa: ANN001
+                                                        code: str) -> None:
     if payload is None:
         payload = png_bytes(np.zeros((8, 100), np.uint8))
     elif payload == "pdf":

@@ -171,7 +171,7 @@ def test_put_leaves_no_temp_files(store: BlobStore) -> None:
 def test_failed_put_leaves_no_temp_file(store: BlobStore, monkeypatch: pytest.MonkeyPatch) -> None:
     store.put("acct/kind/keep.bin", b"old")
 
-    def failing_replace(src, dst):  # noqa: ANN001 - e.g. ENOSPC / EXDEV / EIO at the last step
+    def failing_replace(src, dst):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", failing_replace)

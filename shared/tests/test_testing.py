@@ -16,7 +16,7 @@ from bio_shared.identity import IDENTITY_HEADER, Identity, verify_identity
 from bio_shared.images import decode_image
 
 
-def helper(name: str):  # noqa: ANN201
+def helper(name: str):
     fn = getattr(testing, name, None)
     if fn is None:
         pytest.skip(f"bio_shared.testing.{name} is not there (yet)")

@@ -44,7 +44,7 @@ TARGET_THROUGHPUT_RATIO = 0.70
 PASSWORD = "bench-password-" + uuid.uuid4().hex[:8]
 
 
-def load_launch():  # noqa: ANN201
+def load_launch():
     spec = importlib.util.spec_from_file_location("bio_local_launch", ROOT / "deploy" / "local" / "launch.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules["bio_local_launch"] = module
@@ -411,7 +411,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {phase:<10} {target:<7} c={connections:<3} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
                       f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}  CPU ms/request: gateway "
                       f"{r['gateway_cpu_ms_per_request']}, service {r['service_cpu_ms_per_request']}", flush=True)
-    except Exception as exc:  # noqa: BLE001 - report and exit non-zero, never with a stack left behind
+    except Exception as exc:
         print(f"error: benchmark could not run: {exc}", file=sys.stderr)
         for log in sorted((var_dir / "log").glob("*.log")) if (var_dir / "log").is_dir() else []:
             print(f"--- {log.name}:\n{launch.tail(log, 15)}", file=sys.stderr)
@@ -421,12 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         if database_url:
             try:
                 drop_database(args.pg_admin_url, database_url)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"warning: could not drop {database_url}: {exc}", file=sys.stderr)
         if redis_url:
             try:
                 flush_redis(redis_url)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 print(f"warning: could not flush {redis_url}: {exc}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
 

@@ -16,13 +16,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from bio_shared.app import add_probes
-from bio_shared.db import session_factory
-from bio_shared.errors import install_error_handlers
-from bio_shared.logging import RequestIdMiddleware, configure_logging
-from bio_shared.metrics import MetricsMiddleware
-from bio_shared.services import ServiceSpec, discover_services
-
 from bio_gateway.api import admin, auth, keys
 from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
@@ -32,6 +25,12 @@ from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.routes import ROUTES
 from bio_gateway.service import Accounts
 from bio_gateway.settings import GatewaySettings
+from bio_shared.app import add_probes
+from bio_shared.db import session_factory
+from bio_shared.errors import install_error_handlers
+from bio_shared.logging import RequestIdMiddleware, configure_logging
+from bio_shared.metrics import MetricsMiddleware
+from bio_shared.services import ServiceSpec, discover_services
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,9 @@ import getpass
 import os
 import sys
 
+from bio_gateway.settings import GatewaySettings
 from bio_shared.db import migrate
 from bio_shared.services import service_packages
-
-from bio_gateway.settings import GatewaySettings
 
 
 def migrate_all(settings: GatewaySettings, *, with_services: bool) -> list[str]:
@@ -35,9 +34,8 @@ def _serve(settings: GatewaySettings, host: str, port: int) -> None:
 
 
 def _create_admin(settings: GatewaySettings, email: str, password: str | None) -> None:
-    from bio_shared.db import session_factory
-
     from bio_gateway.service import Accounts
+    from bio_shared.db import session_factory
 
     if not email:
         sys.exit("create-admin: --email is required")

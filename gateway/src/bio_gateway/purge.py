@@ -11,12 +11,11 @@ import asyncio
 import logging
 from typing import Any
 
+from bio_gateway.proxy import Upstream, UpstreamError
+from bio_gateway.settings import GatewaySettings
 from bio_shared.errors import ServiceUnavailable
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
-
-from bio_gateway.proxy import Upstream, UpstreamError
-from bio_gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ class RateLimiter:
             if await self.strategy.hit(item, scope, key):
                 return
             stats = await self.strategy.get_window_stats(item, scope, key)
-        except Exception:  # noqa: BLE001 - redis errors come in several types
+        except Exception:
             log.warning("rate-limit store %s unavailable; request allowed", self.storage_uri, exc_info=True)
             return
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
@@ -60,5 +60,5 @@ class RateLimiter:
     async def reset(self) -> None:
         try:
             await self.storage.reset()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("rate-limit store reset failed", exc_info=True)

@@ -13,11 +13,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bio_shared.db import session_scope, utcnow
-from bio_shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
-from bio_shared.jobs import new_id
-from bio_shared.metrics import AUTH_FAILURES
-
 from bio_gateway.models import Account, ApiKey, RefreshToken
 from bio_gateway.security.passwords import check_policy, hash_password, verify_password
 from bio_gateway.security.tokens import (
@@ -29,6 +24,10 @@ from bio_gateway.security.tokens import (
     sha256_hex,
 )
 from bio_gateway.settings import GatewaySettings
+from bio_shared.db import session_scope, utcnow
+from bio_shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from bio_shared.jobs import new_id
+from bio_shared.metrics import AUTH_FAILURES
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +179,7 @@ class Accounts:
                 self._revoke_family(db, row.family_id, utcnow())
 
     @staticmethod
-    def _revoke_family(db: Session, family_id: str, now) -> None:  # noqa: ANN001
+    def _revoke_family(db: Session, family_id: str, now) -> None:
         db.execute(update(RefreshToken).where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
                    .values(revoked_at=now))
 

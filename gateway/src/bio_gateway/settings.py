@@ -36,7 +36,7 @@ class GatewaySettings(CommonSettings):
     password_max_bytes: int = 1024
 
     @model_validator(mode="after")
-    def _secrets(self) -> "GatewaySettings":
+    def _secrets(self) -> GatewaySettings:
         if not self.jwt_secret:
             if self.env not in DEV_ENVS:
                 raise ValueError("BIO_GATEWAY_JWT_SECRET must be set outside development")

@@ -41,13 +41,13 @@ def gray_of(fp_root: Path) -> Callable[[str], np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def extracted(gray_of):  # noqa: ANN001, ANN201
+def extracted(gray_of):
     """extracted(rel, extractor="leader") -> Processed, computed once per session."""
     from bio_fingerprint.engine.pipeline import process
 
     cache: dict[tuple[str, str], object] = {}
 
-    def get(rel: str, extractor: str = "leader"):  # noqa: ANN202
+    def get(rel: str, extractor: str = "leader"):
         key = (rel, extractor)
         if key not in cache:
             cache[key] = process(gray_of(rel), extractor=extractor)

@@ -50,6 +50,7 @@ def test_torch_leader_matches_pyfings_keras_model(prints, rel):
 
     os.environ.setdefault("KERAS_BACKEND", "torch")
     import torch
+
     from bio_fingerprint.engine import enhance, leader_torch
 
     g = normalize_print(_gray(prints / rel))

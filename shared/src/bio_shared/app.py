@@ -35,7 +35,7 @@ def probe_dependencies(settings: Any) -> dict[str, str]:
     try:
         check_database(settings.database_url)
         checks["database"] = "ok"
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     if settings.redis_url:
         try:
@@ -43,7 +43,7 @@ def probe_dependencies(settings: Any) -> dict[str, str]:
             client.ping()
             client.close()
             checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
     return checks
 
@@ -126,7 +126,7 @@ def create_service_app(
             on_startup()  # models are loaded here, once per process
         try:
             rt.jobs.reap(pending_after_s=0 if rt.settings.jobs_in_process else None)
-        except Exception:  # noqa: BLE001 - readiness reports the database; do not refuse to start
+        except Exception:
             pass
         rt.start_reaper()
         yield

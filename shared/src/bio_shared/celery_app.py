@@ -57,7 +57,7 @@ def register_job_task(app: Celery, queue: JobQueue) -> Any:
     # process, as in tests, must not capture it).
     @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts,
               shared=False)
-    def run_job(self, job_id: str) -> str:  # noqa: ANN001
+    def run_job(self, job_id: str) -> str:
         token = request_id_var.set(getattr(self.request, "request_id", None)
                                    or (self.request.headers or {}).get("request_id"))
         try:
@@ -93,5 +93,5 @@ def install_worker_hooks(app: Celery, queue: JobQueue, *, log_level: str = "INFO
         try:
             counts = queue.reap()
             log.info("worker ready; reaped %s", counts)
-        except Exception:  # noqa: BLE001 - the database may still be starting
+        except Exception:
             log.exception("reap at worker start failed")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 from bio_shared.db import migrate
 from bio_shared.services import ServiceSpec

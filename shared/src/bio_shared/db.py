@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 
@@ -24,7 +24,7 @@ _lock = threading.Lock()
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator):
@@ -33,18 +33,18 @@ class UTCDateTime(TypeDecorator):
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect):  # noqa: ANN001
+    def process_bind_param(self, value: datetime | None, dialect):
         if value is not None:
-            value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
-    def process_result_value(self, value: datetime | None, dialect):  # noqa: ANN001
+    def process_result_value(self, value: datetime | None, dialect):
         if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:  # noqa: ANN001
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the in-process job threads
     cur.execute("PRAGMA busy_timeout=10000")
@@ -124,7 +124,7 @@ def downgrade(package: str, url: str, revision: str) -> None:
     command.downgrade(alembic_config(package, url), revision)
 
 
-def alembic_config(package: str, url: str):  # noqa: ANN201
+def alembic_config(package: str, url: str):
     from alembic.config import Config
 
     script_dir = resources.files(package) / "migrations"
@@ -135,7 +135,7 @@ def alembic_config(package: str, url: str):  # noqa: ANN201
     return cfg
 
 
-def run_migrations(target_metadata, version_table: str) -> None:  # noqa: ANN001
+def run_migrations(target_metadata, version_table: str) -> None:
     """Body of every package's ``migrations/env.py``."""
     from alembic import context
 

@@ -108,21 +108,21 @@ class TorchResNet:
             self.fc, self.mean = self.fc.to(self.device), self.mean.to(self.device)
         self.lock = threading.Lock()
 
-    def _con(self, x, i: int, stride: int):  # noqa: ANN001, ANN202
+    def _con(self, x, i: int, stride: int):
         w, b = self.layers[i]
         pad = 0 if stride != 1 else w.shape[2] // 2
         return self.torch.nn.functional.conv2d(x, w, b, stride=stride, padding=pad)
 
-    def _affine(self, x, i: int):  # noqa: ANN001, ANN202
+    def _affine(self, x, i: int):
         g, b = self.layers[i]
         return x * g + b
 
     @staticmethod
-    def _add_prev(a, b, F):  # noqa: ANN001, ANN205
+    def _add_prev(a, b, F):
         """dlib add_prev: element-wise sum, the smaller tensor zero-padded (channels, bottom, right)."""
         k, h, w = max(a.shape[1], b.shape[1]), max(a.shape[2], b.shape[2]), max(a.shape[3], b.shape[3])
 
-        def grow(t):  # noqa: ANN001, ANN202
+        def grow(t):
             if t.shape[1:] == (k, h, w):
                 return t
             return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, k - t.shape[1]))

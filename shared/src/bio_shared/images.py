@@ -65,7 +65,7 @@ def decode_image(
         raise UnsupportedMedia(
             "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)", code="not_an_image"
         ) from exc
-    except Exception as exc:  # noqa: BLE001 - any header parse failure means unreadable data
+    except Exception as exc:
         raise Unprocessable(f"the image header cannot be read: {exc}", code="corrupt_image") from exc
     fmt = (img.format or "").upper()
     if fmt not in ALLOWED_FORMATS:
@@ -84,13 +84,13 @@ def decode_image(
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
-    except Exception as exc:  # noqa: BLE001 - decoders raise many types (OSError, TypeError, struct.error...)
+    except Exception as exc:
         raise Unprocessable("the image data is truncated or corrupt", code="corrupt_image",
                             details={"reason": str(exc)}) from exc
     source_mode = img.mode
     try:
         img = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001 - a broken EXIF block must not reject an otherwise good image
+    except Exception:
         pass
     pixels = to_uint8(img, mode)
     return DecodedImage(pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0],

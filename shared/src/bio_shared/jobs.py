@@ -15,10 +15,11 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import JSON, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
@@ -80,7 +81,7 @@ class JobContext:
     kind: str
     params: dict[str, Any]
     attempt: int
-    queue: "JobQueue"
+    queue: JobQueue
     extra: dict[str, Any] = field(default_factory=dict)
 
     def progress(self, fraction: float) -> None:
@@ -98,7 +99,7 @@ class Dispatcher(Protocol):
 class ThreadDispatcher:
     """Embedded mode: jobs run in this process on worker threads, off the request thread."""
 
-    def __init__(self, queue: "JobQueue", threads: int) -> None:
+    def __init__(self, queue: JobQueue, threads: int) -> None:
         self.queue = queue
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"jobs-{queue.service}")
 
@@ -117,7 +118,7 @@ class ThreadDispatcher:
             outcome = self.queue.execute(job_id)
             if outcome.retry_in is not None:
                 self.dispatch(job_id, countdown=outcome.retry_in, request_id=request_id)
-        except Exception:  # noqa: BLE001 - never kill the pool thread
+        except Exception:
             log.exception("embedded job %s crashed", job_id)
         finally:
             request_id_var.reset(token)
@@ -191,7 +192,7 @@ class JobQueue:
         JOBS.labels(self.service, kind, "submitted").inc()
         try:
             self._dispatcher().dispatch(job.id, request_id=rid)
-        except Exception:  # noqa: BLE001 - broker errors come in many types
+        except Exception:
             log.warning("dispatch of job %s failed; the reaper will send it again", job.id, exc_info=True)
             retry_at = utcnow() + timedelta(seconds=self.settings.job_dispatch_retry_s)
             with session_scope(self.sessions) as s:
@@ -249,7 +250,7 @@ class JobQueue:
             values = {"error": {"code": "transient_failure", "message": str(exc)}}
         except BioError as exc:
             values = {"error": exc.to_dict()}
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             log.exception("job %s (%s) failed", job_id, ctx.kind)
             values = {"error": {"code": "internal_error", "message": f"{type(exc).__name__}: {exc}"}}
         finally:
@@ -311,7 +312,7 @@ class JobQueue:
                     self._dispatcher().dispatch(job_id, request_id=rid)
                     counts["requeued"] += 1
                     log.warning("job %s requeued after %s attempt(s)", job_id, attempts)
-                except Exception:  # noqa: BLE001 - broker down: the next reap tries again
+                except Exception:
                     log.exception("requeue of job %s failed", job_id)
         return counts
 
@@ -322,7 +323,7 @@ class JobQueue:
             return
         try:
             hook(params)
-        except Exception:  # noqa: BLE001 - clean-up is best effort; the job's state is already final
+        except Exception:
             log.exception("clean-up of abandoned job %s failed", job_id)
 
     def _dispatcher(self) -> Dispatcher:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from celery import Celery
 from sqlalchemy import delete
@@ -51,7 +52,7 @@ class ServiceRuntime:
             while not self._reaper_stop.wait(interval):
                 try:
                     self.jobs.reap()
-                except Exception:  # noqa: BLE001 - database briefly away: try next round
+                except Exception:
                     log.exception("job reaper of %s failed", self.name)
 
         threading.Thread(target=loop, name=f"reaper-{self.name}", daemon=True).start()

@@ -6,9 +6,10 @@ which keeps ``bio_gateway`` free of service imports and lets an image install on
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
-from typing import Any, Callable
+from typing import Any
 
 from fastapi import FastAPI
 

@@ -66,7 +66,7 @@ class CommonSettings(BaseSettings):
         return tuple(sources)
 
     @model_validator(mode="after")
-    def _fill_defaults(self) -> "CommonSettings":
+    def _fill_defaults(self) -> CommonSettings:
         if not self.database_url:
             self.database_url = f"sqlite:///{(self.var_dir / 'bio.db').as_posix()}"
         if self.blob_dir is None:

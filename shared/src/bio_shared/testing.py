@@ -196,7 +196,7 @@ class ServiceStarter:
     def __call__(self, **overrides: Any) -> ServiceClient:
         return self._stack.enter_context(service_client(self.spec, self.var_dir, **overrides))
 
-    def __enter__(self) -> "ServiceStarter":
+    def __enter__(self) -> ServiceStarter:
         return self
 
     def __exit__(self, *exc: object) -> None:

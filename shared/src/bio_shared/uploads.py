@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from PIL import Image
 from fastapi import APIRouter, Depends, File, UploadFile
 from fastapi.responses import JSONResponse, Response
+from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from bio_shared.app import ERROR_RESPONSES, accepted, finished_job

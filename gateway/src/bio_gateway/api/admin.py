@@ -3,12 +3,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from bio_shared.app import ERROR_RESPONSES
-
 from bio_gateway.api.deps import accounts, admin_principal
 from bio_gateway.purge import purge_account
 from bio_gateway.schemas import AccountList, AccountOut, AccountPatch
 from bio_gateway.service import Accounts, Principal
+from bio_shared.app import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/admin/accounts", tags=["admin"], responses=ERROR_RESPONSES)
 

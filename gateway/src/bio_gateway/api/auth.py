@@ -4,20 +4,19 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
-from bio_shared.app import ERROR_RESPONSES
-from bio_shared.errors import Forbidden
-
 from bio_gateway.api.deps import accounts, current_principal, limiter, settings
 from bio_gateway.proxy import client_ip
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.schemas import AccountOut, RefreshIn, RegisterIn, TokenOut
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
+from bio_shared.app import ERROR_RESPONSES
+from bio_shared.errors import Forbidden
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=ERROR_RESPONSES)
 
 
-def _pair(pair) -> TokenOut:  # noqa: ANN001
+def _pair(pair) -> TokenOut:
     return TokenOut(access_token=pair.access_token, expires_in=pair.expires_in, refresh_token=pair.refresh_token,
                     refresh_expires_in=pair.refresh_expires_in)
 

@@ -6,11 +6,10 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
-from bio_shared.errors import Forbidden, Unauthorized
-
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
+from bio_shared.errors import Forbidden, Unauthorized
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends
 
-from bio_shared.app import ERROR_RESPONSES
-
 from bio_gateway.api.deps import accounts, current_principal
 from bio_gateway.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
 from bio_gateway.service import Accounts, Principal
+from bio_shared.app import ERROR_RESPONSES
 
 router = APIRouter(prefix="/api/v1/auth/api-keys", tags=["api keys"], responses=ERROR_RESPONSES)
 

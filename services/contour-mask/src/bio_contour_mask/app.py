@@ -2,14 +2,13 @@
 
 from fastapi import FastAPI
 
-from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
-from bio_shared.services import ServiceSpec
-
 from bio_contour_mask.api import routers
 from bio_contour_mask.models import Job
 from bio_contour_mask.service import load_models, register_jobs
 from bio_contour_mask.settings import ContourMaskSettings
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
 
 NAME, PREFIX = "contour_mask", "/api/v1/contours"
 DESCRIPTION = """SVG contour masks of facial regions from landmarks and CelebAMask-HQ label maps.

@@ -138,11 +138,10 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def latency(items: list[tuple[Path, Path, str]], repeat: int) -> dict[str, Any]:
-    from bio_shared.db import migrate
-
     from bio_contour_mask import service
     from bio_contour_mask.app import build
     from bio_contour_mask.settings import ContourMaskSettings
+    from bio_shared.db import migrate
 
     big = [(i, m) for i, m, _ in items if Image.open(i).size == (1024, 1024)] or [(i, m) for i, m, _ in items]
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,8 +13,8 @@ import hashlib
 import io
 import json
 import time
-from datetime import timedelta
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -24,15 +24,6 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from prometheus_client import Counter, Histogram
 from pydantic import ValidationError
 from sqlalchemy import select, update
-
-from bio_shared.db import session_scope, utcnow
-from bio_shared.errors import BioError, NotFound, PayloadTooLarge, Unprocessable
-from bio_shared.identity import Identity
-from bio_shared.images import ALLOWED_FORMATS, Mode, check_size, fit_rgb
-from bio_shared.inference import timed_inference
-from bio_shared.jobs import JobContext, JobStatus, new_id
-from bio_shared.runtime import ServiceRuntime
-from bio_shared.uploads import decode_for, register_normalize_job
 
 from bio_contour_mask.engine import labels as L
 from bio_contour_mask.engine import phash, render
@@ -44,6 +35,14 @@ from bio_contour_mask.engine.landmarks import Landmarks, parse_landmarks
 from bio_contour_mask.engine.pipeline import Options, run
 from bio_contour_mask.models import CacheEntry
 from bio_contour_mask.schemas import ContourOptions
+from bio_shared.db import session_scope, utcnow
+from bio_shared.errors import BioError, NotFound, PayloadTooLarge, Unprocessable
+from bio_shared.identity import Identity
+from bio_shared.images import ALLOWED_FORMATS, Mode, check_size, fit_rgb
+from bio_shared.inference import timed_inference
+from bio_shared.jobs import JobContext, JobStatus, new_id
+from bio_shared.runtime import ServiceRuntime
+from bio_shared.uploads import decode_for, register_normalize_job
 
 NORMALIZE_MODE: Mode = "rgb"
 CONTOURS_KIND = "contours"
@@ -242,7 +241,7 @@ def header_size(data: bytes) -> tuple[int, int, str]:
     w, h = img.size
     try:
         orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001
+    except Exception:
         orientation = 1
     return (h, w, img.format or "") if orientation in (5, 6, 7, 8) else (w, h, img.format or "")
 
@@ -324,14 +323,14 @@ def quick_signature(data: bytes, rt: ServiceRuntime) -> phash.Signature:
     full_w, full_h = img.size
     try:
         orientation = img.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001
+    except Exception:
         orientation = 1
     if img.format == "JPEG":
         img.draft("L", (128, 128))
     img.load()
     try:
         img = ImageOps.exif_transpose(img)
-    except Exception:  # noqa: BLE001 - as the decoder: a broken EXIF block does not reject the image
+    except Exception:
         pass
     if orientation in (5, 6, 7, 8):
         full_w, full_h = full_h, full_w
@@ -375,7 +374,7 @@ def process(rt: ServiceRuntime, owner_id: str, job_id: str, inp: ContourInput) -
     if rt.settings.cache_enabled:
         try:
             sig = quick_signature(inp.image, rt)
-        except Exception:  # noqa: BLE001 - validated already; without a signature the cache is skipped
+        except Exception:
             sig = None
     t = timer.stage("hash", t)
     if sig is not None:

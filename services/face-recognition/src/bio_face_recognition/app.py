@@ -2,14 +2,13 @@
 
 from fastapi import FastAPI
 
-from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
-from bio_shared.services import ServiceSpec
-
 from bio_face_recognition.api import routers
 from bio_face_recognition.models import Job
 from bio_face_recognition.service import register_jobs
 from bio_face_recognition.settings import FaceRecognitionSettings
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
 
 NAME, PREFIX = "face_recognition", "/api/v1/faces"
 

@@ -134,8 +134,8 @@ def api_latency(data_dir: Path, enroll_photos: list[Path], probes: list[Path], r
     (JWT check, rate limit, identity signing, proxy, service, SQLite), on one process."""
     from fastapi.testclient import TestClient
 
-    from bio_shared.db import migrate
     from bio_face_recognition.app import SERVICE
+    from bio_shared.db import migrate
 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="fr-bench-") as tmp:
@@ -237,9 +237,9 @@ def db_load(n: int, rng: np.random.Generator) -> dict[str, Any]:
     of the event's matrix (what the first identify of a process, or one after a change, pays)."""
     from sqlalchemy import insert
 
-    from bio_shared.db import dispose_engines, get_engine, migrate, session_factory, utcnow
     from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person
     from bio_face_recognition.service import load_gallery, vector_bytes
+    from bio_shared.db import dispose_engines, get_engine, migrate, session_factory, utcnow
 
     m = load_models()
     with tempfile.TemporaryDirectory(prefix="fr-scale-") as tmp:

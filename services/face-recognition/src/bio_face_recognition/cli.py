@@ -18,12 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bio_face_recognition.app import SERVICE
 from bio_shared.cli import service_cli
 
-from bio_face_recognition.app import SERVICE
 
-
-def _service(settings: Any):  # noqa: ANN202
+def _service(settings: Any):
     from bio_face_recognition.app import build
 
     return build(settings).options["faces"]

@@ -24,6 +24,9 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bio_face_recognition.engine.gallery import Gallery, confidence
+from bio_face_recognition.engine.pipeline import Face, FacePipeline
+from bio_face_recognition.models import OWNED_MODELS, FaceEmbedding, FaceEvent, Person, UnknownFace
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import BadRequest, BioError, Conflict, NotFound, Unprocessable
 from bio_shared.images import DecodedImage, Mode, fit_rgb
@@ -32,10 +35,6 @@ from bio_shared.jobs import JobContext, new_id
 from bio_shared.metrics import GALLERY_SIZE
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for, register_normalize_job
-
-from bio_face_recognition.engine.gallery import Gallery, confidence
-from bio_face_recognition.engine.pipeline import Face, FacePipeline
-from bio_face_recognition.models import OWNED_MODELS, FaceEmbedding, FaceEvent, Person, UnknownFace
 
 log = logging.getLogger(__name__)
 
@@ -276,7 +275,7 @@ class FaceService:
         for key in keys:
             try:
                 n += bool(self.rt.blobs.delete(key))
-            except Exception:  # noqa: BLE001 - a blob problem must not undo a committed delete
+            except Exception:
                 log.exception("could not delete blob of a deleted face")
         return n
 
@@ -718,7 +717,7 @@ class FaceService:
             except BioError as exc:
                 status = "skipped" if exc.code == "skipped_metadata" else "failed"
                 line.update(status=status, code=exc.code, message=exc.message)
-            except Exception as exc:  # noqa: BLE001 - one bad file never stops the batch
+            except Exception as exc:
                 log.exception("bulk enrollment of %s failed", filename)
                 line.update(status="failed", code="internal_error", message=type(exc).__name__)
             report.append(line)
@@ -803,7 +802,7 @@ class FaceService:
             while not stop.wait(self.settings.unknown_purge_interval_s):
                 try:
                     self.purge_expired()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("purge of expired unknown faces failed")
 
         threading.Thread(target=loop, name="face-unknown-purger", daemon=True).start()

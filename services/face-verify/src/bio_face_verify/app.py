@@ -2,14 +2,13 @@
 
 from fastapi import FastAPI
 
-from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
-from bio_shared.services import ServiceSpec
-
 from bio_face_verify.api import routers
 from bio_face_verify.models import Job
 from bio_face_verify.service import load_models, register_jobs
 from bio_face_verify.settings import FaceVerifySettings
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
 
 NAME, PREFIX = "face_verify", "/api/v1/verify"
 

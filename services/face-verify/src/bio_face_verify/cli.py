@@ -8,15 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bio_shared.cli import service_cli
-
 from bio_face_verify.app import SERVICE
+from bio_shared.cli import service_cli
 
 
 def _evaluate(args: argparse.Namespace, settings: Any) -> None:
-    from bio_shared.inference import configure_torch
-
     from bio_face_verify.evaluate import evaluate, markdown_table
+    from bio_shared.inference import configure_torch
 
     configure_torch()
     report = evaluate(Path(args.folder), facenet_weights=args.facenet_weights or settings.facenet_weights,

@@ -12,16 +12,15 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from bio_face_verify.engine.pose import PoseTolerance
+from bio_face_verify.engine.verify import AnalysisOptions, FaceImageError, Verifier, get_verifier
+from bio_face_verify.settings import FaceVerifySettings
 from bio_shared.errors import BioError, Unprocessable
 from bio_shared.images import Mode, fit_rgb
 from bio_shared.inference import configure_torch, timed_inference
 from bio_shared.jobs import FINAL, JobContext, TransientJobError
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for, register_normalize_job
-
-from bio_face_verify.engine.pose import PoseTolerance
-from bio_face_verify.engine.verify import AnalysisOptions, FaceImageError, Verifier, get_verifier
-from bio_face_verify.settings import FaceVerifySettings
 
 log = logging.getLogger(__name__)
 

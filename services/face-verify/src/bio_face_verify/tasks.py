@@ -26,5 +26,5 @@ run_job = runtime.run_job
 def _load_models_in_child(**_: Any) -> None:
     try:
         load_models(runtime)
-    except Exception:  # noqa: BLE001 - the first job reports the reason; the worker must still start
+    except Exception:
         log.exception("loading the face verify models failed")

@@ -2,14 +2,13 @@
 
 from fastapi import FastAPI
 
-from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
-from bio_shared.services import ServiceSpec
-
 from bio_fingerprint.api import routers
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate, Job
 from bio_fingerprint.service import engine, register_jobs
 from bio_fingerprint.settings import FingerprintSettings
+from bio_shared.app import create_service_app
+from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.services import ServiceSpec
 
 NAME, PREFIX = "fingerprint", "/api/v1/fingerprint"
 

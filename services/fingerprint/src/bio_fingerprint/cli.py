@@ -22,9 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from bio_shared.cli import service_cli
-
 from bio_fingerprint.app import SERVICE
+from bio_shared.cli import service_cli
 
 
 def _data_dir(settings: Any) -> Path:
@@ -126,10 +125,9 @@ def _pct(v: float) -> str:
 
 
 def bench(args: argparse.Namespace, settings: Any) -> None:
-    from bio_shared.inference import configure_torch
-
     from bio_fingerprint.engine import matcher
     from bio_fingerprint.engine.evaluation import det_svg, rates, read_truth
+    from bio_shared.inference import configure_torch
 
     configure_torch()
     base = _data_dir(settings) / "fingerprints"
@@ -263,9 +261,7 @@ def _write_report(out: Path, report: dict[str, Any]) -> None:
 
 
 def evaluate(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.evaluation import det_svg, rates
-
-    from bio_fingerprint.engine.evaluation import read_truth
+    from bio_fingerprint.engine.evaluation import det_svg, rates, read_truth
 
     res = _evaluate_rows(read_truth(Path(args.directory)), args.enhancement, args.extractor)
     scores = res.pop("scores")
@@ -355,7 +351,8 @@ def _classifier_prints(settings: Any, split: str) -> list[np.ndarray]:
 
 
 def train_classifier(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.classifier import DistortionClassifier, evaluate as ev, model_path, train
+    from bio_fingerprint.engine.classifier import DistortionClassifier, model_path, train
+    from bio_fingerprint.engine.classifier import evaluate as ev
 
     out = Path(args.out) if args.out else model_path()
     rep = train(_classifier_prints(settings, "train"), out, epochs=args.epochs, per_class=args.per_class,
@@ -367,7 +364,8 @@ def train_classifier(args: argparse.Namespace, settings: Any) -> None:
 
 
 def evaluate_classifier(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.classifier import DistortionClassifier, evaluate as ev
+    from bio_fingerprint.engine.classifier import DistortionClassifier
+    from bio_fingerprint.engine.classifier import evaluate as ev
 
     clf = DistortionClassifier(Path(args.model) if args.model else None)
     res = ev(clf, _classifier_prints(settings, "test"), per_class=args.per_class)

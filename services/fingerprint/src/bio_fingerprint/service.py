@@ -16,6 +16,13 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, func, select
 
+from bio_fingerprint.engine import matcher
+from bio_fingerprint.engine.enhance import EnhanceMethods
+from bio_fingerprint.engine.enhance import load as load_enhancement
+from bio_fingerprint.engine.normalize import normalize_print
+from bio_fingerprint.engine.pipeline import Processed, process
+from bio_fingerprint.engine.template import FINGER_POSITIONS, Template, TemplateFormatError, resample_to_500dpi
+from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import BadRequest, BioError, NotFound, Unprocessable
 from bio_shared.identity import Identity
@@ -25,13 +32,6 @@ from bio_shared.jobs import JobContext, new_id
 from bio_shared.metrics import GALLERY_SIZE
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for, register_normalize_job
-
-from bio_fingerprint.engine import matcher
-from bio_fingerprint.engine.enhance import EnhanceMethods, load as load_enhancement
-from bio_fingerprint.engine.normalize import normalize_print
-from bio_fingerprint.engine.pipeline import Processed, process
-from bio_fingerprint.engine.template import FINGER_POSITIONS, Template, TemplateFormatError, resample_to_500dpi
-from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate
 
 log = logging.getLogger(__name__)
 PROCESS_KIND = "process"
@@ -99,7 +99,7 @@ class Engine:
         if self.settings.load_classifier:
             self.classifier()
 
-    def classifier(self):  # noqa: ANN201
+    def classifier(self):
         with self._lock:
             if self._classifier is None:
                 from bio_fingerprint.engine.classifier import DistortionClassifier
@@ -547,7 +547,7 @@ def register_jobs(rt: ServiceRuntime) -> None:
                         entry.update(status="succeeded", output=output_dict(rt, out_row))
             except BioError as exc:
                 entry.update(status="failed", error=exc.to_dict())
-            except Exception as exc:  # noqa: BLE001 - one bad file must not fail the batch
+            except Exception as exc:
                 log.exception("file %s of job %s failed", name, ctx.id)
                 entry.update(status="failed", error={"code": "internal_error", "message": type(exc).__name__})
             if key:

@@ -11,6 +11,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from bio_contour_mask import service
+from bio_contour_mask.schemas import ContourJsonRequest
 from bio_shared.app import ERROR_RESPONSES, accepted, finished_job
 from bio_shared.errors import BioError, Unprocessable, UnsupportedMedia
 from bio_shared.identity import Identity
@@ -18,10 +20,6 @@ from bio_shared.jobs import job_to_dict
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobOut
 from bio_shared.uploads import normalize_router, read_upload
-
-from bio_contour_mask import service
-from bio_contour_mask.schemas import ContourJsonRequest
-
 
 
 def _inline_schema(model: type) -> dict[str, Any]:

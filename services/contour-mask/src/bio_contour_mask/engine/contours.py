@@ -26,7 +26,7 @@ class Region:
     rings: list[Ring] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)  # the map classes it was made of
 
-    def transformed(self, matrix: np.ndarray) -> "Region":
+    def transformed(self, matrix: np.ndarray) -> Region:
         a, t = matrix[:, :2], matrix[:, 2]
         return Region(self.name, self.source, [Ring(r.points @ a.T + t, r.hole) for r in self.rings], self.labels)
 

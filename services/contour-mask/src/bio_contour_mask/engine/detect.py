@@ -18,7 +18,7 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def models():  # noqa: ANN201 - dlib types
+def models():
     import dlib
 
     path = resources.files("face_recognition_models") / "models" / "shape_predictor_68_face_landmarks.dat"

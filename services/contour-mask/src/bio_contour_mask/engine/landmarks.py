@@ -79,7 +79,7 @@ class Landmarks:
         idx = IBUG_LEFT_EYE if self.scheme == "ibug68" else MP_LEFT_EYE
         return self.points[idx].mean(axis=0)
 
-    def transformed(self, matrix: np.ndarray) -> "Landmarks":
+    def transformed(self, matrix: np.ndarray) -> Landmarks:
         pts = self.points @ matrix[:, :2].T + matrix[:, 2]
         return Landmarks(pts, self.scheme)
 

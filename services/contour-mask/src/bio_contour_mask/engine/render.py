@@ -10,8 +10,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bio_contour_mask.engine.contours import (Region, fill_box, flatten_segments, rasterise_polylines, region_path,
-                                              region_polylines)
+from bio_contour_mask.engine.contours import (
+    Region,
+    fill_box,
+    flatten_segments,
+    rasterise_polylines,
+    region_path,
+    region_polylines,
+)
 
 SVG_NS = "http://www.w3.org/2000/svg"
 STYLES = ("filled", "outline", "mask")

@@ -1,9 +1,8 @@
 from fastapi import APIRouter
 
+from bio_face_recognition.api.faces import faces_router
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import normalize_router
-
-from bio_face_recognition.api.faces import faces_router
 
 
 def routers(rt: ServiceRuntime) -> list[APIRouter]:

@@ -8,15 +8,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from bio_face_recognition import schemas as S
+from bio_face_recognition.service import FaceService, Upload, submit_zip
 from bio_shared.app import ERROR_RESPONSES, accepted
 from bio_shared.errors import BadRequest
 from bio_shared.identity import Identity
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobOut
 from bio_shared.uploads import read_upload
-
-from bio_face_recognition import schemas as S
-from bio_face_recognition.service import FaceService, Upload, submit_zip
 
 UPLOAD_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"model": ErrorResponse, "description": "File too large (bytes or pixels)"},

@@ -1,9 +1,8 @@
 from fastapi import APIRouter
 
+from bio_face_verify.api.verify import verify_router
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import normalize_router
-
-from bio_face_verify.api.verify import verify_router
 
 
 def routers(rt: ServiceRuntime) -> list[APIRouter]:

@@ -8,6 +8,8 @@ from fastapi import APIRouter, Depends, File, Query, UploadFile
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bio_face_verify.schemas import VerificationResult
+from bio_face_verify.service import ERROR_STATUS, VerifyRequest, submit_verification, wait_for
 from bio_shared.app import ERROR_RESPONSES, accepted
 from bio_shared.errors import BadRequest, error_body
 from bio_shared.identity import Identity
@@ -15,9 +17,6 @@ from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobOut
 from bio_shared.uploads import read_upload
-
-from bio_face_verify.schemas import VerificationResult
-from bio_face_verify.service import ERROR_STATUS, VerifyRequest, submit_verification, wait_for
 
 DESCRIPTION = """Compare the faces of two photos: are they the same person?
 
@@ -59,7 +58,7 @@ def verify_router(rt: ServiceRuntime) -> APIRouter:
         for label, upload in (("image_a", image_a), ("image_b", image_b)):
             try:
                 uploads[label] = (await read_upload(upload, rt.settings.max_upload_bytes), upload.filename)
-            except Exception as exc:  # noqa: BLE001 - name the image in the error
+            except Exception as exc:
                 if hasattr(exc, "message"):
                     exc.message = f"{label}: {exc.message}"  # type: ignore[attr-defined]
                     details = getattr(exc, "details", None)

@@ -71,7 +71,7 @@ def _dlib_models() -> tuple[object, object]:
 _DLIB_LOCK = threading.Lock()  # dlib's network keeps per-object buffers: one call at a time
 
 
-def dlib_rect_from_box(box: np.ndarray):  # noqa: ANN201 - dlib.rectangle
+def dlib_rect_from_box(box: np.ndarray):
     """A dlib-detector-like square for an MTCNN box: side = box width, centre 7 % of the box height lower."""
     import dlib
 
@@ -83,7 +83,7 @@ def dlib_rect_from_box(box: np.ndarray):  # noqa: ANN201 - dlib.rectangle
 
 
 @lru_cache(maxsize=1)
-def _torch_resnet():  # noqa: ANN202 - bio_shared.dlib_resnet.TorchResNet or None
+def _torch_resnet():
     """dlib's ResNet weights run with torch (same descriptors to ~1e-5, several times faster than the
     BLAS-less dlib wheel); None when torch is missing, and dlib's own forward pass is used."""
     try:
@@ -94,7 +94,7 @@ def _torch_resnet():  # noqa: ANN202 - bio_shared.dlib_resnet.TorchResNet or Non
         return None
 
 
-def dlib_descriptor(rgb: np.ndarray, rect) -> np.ndarray:  # noqa: ANN001
+def dlib_descriptor(rgb: np.ndarray, rect) -> np.ndarray:
     import dlib
 
     sp5, rec = _dlib_models()

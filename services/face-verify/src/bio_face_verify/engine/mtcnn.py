@@ -41,7 +41,7 @@ class Face:
     def area(self) -> float:
         return max(0.0, self.width) * max(0.0, self.height)
 
-    def scaled(self, factor: float) -> "Face":
+    def scaled(self, factor: float) -> Face:
         return Face(self.box * factor, self.confidence, self.landmarks * factor)
 
 

@@ -126,7 +126,7 @@ def load_state(module: nn.Module, path: Path) -> nn.Module:
         raise WeightsError(f"weights file {path} is missing")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors alike
+    except Exception as exc:
         raise WeightsError(f"weights file {path} cannot be read: {exc}") from exc
     if not isinstance(state, dict):
         raise WeightsError(f"weights file {path} holds no state dict")
@@ -145,7 +145,7 @@ def load_mtcnn_nets(data_dir: Path | None = None) -> tuple[PNet, RNet, ONet]:
 
 # -- FaceNet InceptionResnetV1 ---------------------------------------------------------------------
 class BasicConv2d(nn.Module):
-    def __init__(self, in_planes: int, out_planes: int, kernel_size, stride, padding=0) -> None:  # noqa: ANN001
+    def __init__(self, in_planes: int, out_planes: int, kernel_size, stride, padding=0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_planes, out_planes, kernel_size=kernel_size, stride=stride, padding=padding,
                               bias=False)
@@ -191,7 +191,7 @@ class Block17(nn.Module):
 
 
 class Block8(nn.Module):
-    def __init__(self, scale: float = 1.0, noReLU: bool = False) -> None:  # noqa: N803 - upstream name
+    def __init__(self, scale: float = 1.0, noReLU: bool = False) -> None:
         super().__init__()
         self.scale = scale
         self.noReLU = noReLU
@@ -209,7 +209,7 @@ class Block8(nn.Module):
         return out if self.noReLU else self.relu(out)
 
 
-class Mixed_6a(nn.Module):  # noqa: N801 - upstream name
+class Mixed_6a(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.branch0 = BasicConv2d(256, 384, kernel_size=3, stride=2)
@@ -222,7 +222,7 @@ class Mixed_6a(nn.Module):  # noqa: N801 - upstream name
         return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
 
 
-class Mixed_7a(nn.Module):  # noqa: N801 - upstream name
+class Mixed_7a(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.branch0 = nn.Sequential(BasicConv2d(896, 256, kernel_size=1, stride=1),

@@ -9,15 +9,14 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from bio_fingerprint import schemas, service
+from bio_fingerprint.engine.template import TYPE_NAMES
 from bio_shared.app import ERROR_RESPONSES, accepted
 from bio_shared.errors import BadRequest
 from bio_shared.identity import Identity, require_admin
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobOut
 from bio_shared.uploads import normalize_router, read_upload
-
-from bio_fingerprint import schemas, service
-from bio_fingerprint.engine.template import TYPE_NAMES
 
 BAD_INPUT = {c: {"model": ErrorResponse} for c in (400, 413, 415, 422)}
 

@@ -8,8 +8,9 @@ take and return uint8 grayscale images of the same size, ridges dark on a light 
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np

@@ -32,7 +32,7 @@ class EnhanceMethods:
     enhancement: str = "GBFEN"
 
     @classmethod
-    def preset(cls, name: str) -> "EnhanceMethods":
+    def preset(cls, name: str) -> EnhanceMethods:
         if name == "classic":
             return cls()
         if name == "learned":
@@ -58,8 +58,7 @@ class Enhanced:
 
 
 def _pyfing():
-    import pyfing  # noqa: PLC0415 - heavy import (keras + torch), done once when first needed
-
+    import pyfing
     import torch
 
     from bio_shared.inference import configure_torch

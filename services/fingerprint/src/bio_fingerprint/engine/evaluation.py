@@ -14,8 +14,9 @@ import csv
 import itertools
 import math
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bio_fingerprint.engine.enhance import EnhanceMethods, Enhanced, enhance, leader_minutiae
+from bio_fingerprint.engine.enhance import Enhanced, EnhanceMethods, enhance, leader_minutiae
 
 EXTRACTORS = ("leader", "classic")
 from bio_fingerprint.engine.minutiae import coherence_map, extract_minutiae

@@ -6,7 +6,8 @@ ValueError naming them, so an API caller gets a clear 422 instead of a silently 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import cv2
 import numpy as np

@@ -67,7 +67,7 @@ class Template:
         }
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> "Template":
+    def from_json(cls, doc: dict[str, Any]) -> Template:
         try:
             rows = []
             for m in doc["minutiae"]:
@@ -105,7 +105,7 @@ class Template:
         return header + bytes(body)
 
     @classmethod
-    def from_iso(cls, data: bytes, view: int = 0) -> "Template":
+    def from_iso(cls, data: bytes, view: int = 0) -> Template:
         if len(data) < 28 or data[:4] != b"FMR\x00":
             raise TemplateFormatError("not an ISO/IEC 19794-2 finger minutiae record (magic 'FMR')")
         if data[4:8] != b" 20\x00":
