@@ -31,8 +31,8 @@ from bio_shared.jobs import CeleryDispatcher, JobMixin, ThreadDispatcher
 from bio_shared.runtime import ServiceRuntime, build_runtime
 from bio_shared.services import ServiceSpec, discover_services
 from bio_shared.settings import CommonSettings
-from bio_shared.testing import identity_headers
 from bio_shared.uploads import normalize_router, register_normalize_job
+from bio_testing.shared import identity_headers
 
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 
