@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from celery import Celery
@@ -46,7 +47,7 @@ class ServiceRuntime(Generic[S]):
     run_job: Any
     require_identity: Callable[..., Identity]
     # Tables with an owner_id column, children before parents; purge_owner empties them.
-    owned_models: list[type] = field(default_factory=list)
+    owned_models: list[Any] = field(default_factory=list)  # mapped classes
     options: dict[str, Any] = field(default_factory=dict)  # deprecated: use ``state``
     state: S = None  # type: ignore[assignment]  # set by the service's build step
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
@@ -69,8 +70,10 @@ class ServiceRuntime(Generic[S]):
         Idempotent, so the gateway can retry a deletion that a service outage interrupted."""
         counts: dict[str, int] = {}
         with session_scope(self.sessions) as s:
-            for model in (*self.owned_models, self.jobs.model):
-                counts[model.__tablename__] = s.execute(delete(model).where(model.owner_id == owner_id)).rowcount
+            models: list[Any] = [*self.owned_models, self.jobs.model]
+            for model in models:
+                result: Any = s.execute(delete(model).where(model.owner_id == owner_id))
+                counts[model.__tablename__] = result.rowcount
         counts["blobs"] = self.blobs.delete_owner(owner_id)
         return counts
 
@@ -98,7 +101,7 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
     return ServiceRuntime(
         name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
         # one blob folder per service, so an account purge in one service never races another
-        blobs=BlobStore(settings.blob_dir / name), jobs=queue, celery=celery, run_job=run_job,
+        blobs=BlobStore(Path(settings.blob_dir or settings.var_dir / "blobs") / name), jobs=queue, celery=celery, run_job=run_job,
         require_identity=identity_dependency(lambda: settings.internal_secret),
         state=state,  # type: ignore[arg-type]  # None until the service sets it
     )
