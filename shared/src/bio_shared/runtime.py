@@ -11,11 +11,12 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic
 
 from celery import Celery
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
+from typing_extensions import TypeVar
 
 from bio_shared.celery_app import install_worker_hooks, make_celery, register_job_task
 from bio_shared.db import session_factory, session_scope
@@ -27,19 +28,21 @@ from bio_shared.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
-S = TypeVar("S")
+S = TypeVar("S", default=Any)  # the service's state dataclass
+C = TypeVar("C", bound=CommonSettings, default=CommonSettings)  # the service's settings class
 
 
 @dataclass
-class ServiceRuntime(Generic[S]):
+class ServiceRuntime(Generic[S, C]):
     """``state`` is the typed per-service part (models, caches, engines): a dataclass each service
-    defines in its own ``runtime.py``. ``options`` is the untyped map it replaces (kept while services
+    defines in its own ``runtime.py``; ``ServiceRuntime[FaceState, FaceSettings]`` also types ``settings``.
+    ``options`` is the untyped map it replaces (kept while services
     move over; removed once nothing uses it)."""
 
     name: str  # queue name and metrics label, e.g. "fingerprint"
     package: str  # import name holding migrations/, e.g. "bio_fingerprint"
     prefix: str  # e.g. "/api/v1/fingerprint"
-    settings: CommonSettings
+    settings: C
     sessions: sessionmaker[Session]
     blobs: BlobStore
     jobs: JobQueue
@@ -84,8 +87,8 @@ class ServiceRuntime(Generic[S]):
             dispatcher.shutdown()
 
 
-def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings, job_model: type,
-                  state: S | None = None) -> ServiceRuntime[S]:
+def build_runtime(name: str, package: str, prefix: str, settings: C, job_model: type,
+                  state: S | None = None) -> ServiceRuntime[S, C]:
     sessions = session_factory(settings.database_url)
     queue = JobQueue(name, job_model, sessions, settings, status_path=f"{prefix}/jobs")
     celery = make_celery(name, settings)
