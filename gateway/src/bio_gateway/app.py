@@ -17,6 +17,10 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from bio_gateway.api import admin, auth, keys
+from bio_gateway.audit import api as audit_api
+from bio_gateway.audit.middleware import AuditMiddleware
+from bio_gateway.audit.retention import start_retention
+from bio_gateway.audit.store import AuditLog
 from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
 from bio_gateway.openapi import SchemaSource, install_openapi, remote_schema
@@ -50,6 +54,7 @@ def create_app(
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     accounts = Accounts(session_factory(settings.database_url), settings)
+    audit = AuditLog(session_factory(settings.database_url), settings.audit_secret.encode())
     limiter = RateLimiter(settings.rate_limit_uri)
     upstreams: list[Upstream] = []
     schemas: dict[str, SchemaSource] = {}
@@ -79,6 +84,7 @@ def create_app(
             if settings.admin_email and settings.admin_password:
                 account, created = accounts.ensure_admin(settings.admin_email, settings.admin_password)
                 log.info("admin account %s %s", account.email, "created" if created else "ensured")
+            stack.callback(start_retention(audit, settings))
             yield
 
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
@@ -87,14 +93,16 @@ def create_app(
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.limiter = limiter
+    app.state.audit = audit
     app.state.upstreams = {u.name: u for u in upstreams}
     install_error_handlers(app)
     add_probes(app, settings, "gateway")
-    for router in (auth.router, keys.router, admin.router):
+    for router in (auth.router, keys.router, admin.router, audit_api.router):
         app.include_router(router)
     for upstream in upstreams:
         app.mount(upstream.prefix, ServiceProxy(upstream, accounts, limiter, settings), name=upstream.name)
     install_openapi(app, schemas)
+    app.add_middleware(AuditMiddleware, audit=audit)
     app.add_middleware(MetricsMiddleware, service="gateway")
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,

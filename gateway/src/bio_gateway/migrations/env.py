@@ -1,3 +1,4 @@
+import bio_gateway.audit.models  # noqa: F401  (registers the audit tables on Base)
 from bio_gateway.models import Base
 from bio_shared.db import run_migrations
 
