@@ -7,6 +7,7 @@ import getpass
 import os
 import sys
 
+from bio_gateway import keys_cli
 from bio_gateway.audit import cli as audit_cli
 from bio_gateway.settings import GatewaySettings
 from bio_shared.db import migrate
@@ -61,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--email", required=True)
     a.add_argument("--password", help="default: $BIO_ADMIN_PASSWORD, else asked for on the terminal")
     audit_cli.add_parser(sub)
+    keys_cli.add_parser(sub)
     args = parser.parse_args(argv)
 
     settings = GatewaySettings()
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "audit":
         migrate("bio_gateway", settings.database_url)
         audit_cli.run(args, settings)
+    elif args.command == "rotate-keys":
+        keys_cli.run(args, settings)
     elif args.command == "create-admin":
         migrate("bio_gateway", settings.database_url)
         _create_admin(settings, args.email, args.password)
