@@ -8,6 +8,7 @@ signing and proxy code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -29,6 +30,10 @@ from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.routes import ROUTES
 from bio_gateway.service import Accounts
 from bio_gateway.settings import GatewaySettings
+from bio_gateway.webhooks import api as webhooks_api
+from bio_gateway.webhooks.observer import WebhookObserver
+from bio_gateway.webhooks.poller import JobEventPoller
+from bio_gateway.webhooks.setup import build_hub
 from bio_shared.app import add_probes
 from bio_shared.db import session_factory
 from bio_shared.errors import install_error_handlers
@@ -55,6 +60,7 @@ def create_app(
     configure_logging("gateway", settings.log_level, settings.log_json)
     accounts = Accounts(session_factory(settings.database_url), settings)
     audit = AuditLog(session_factory(settings.database_url), settings.audit_secret.encode())
+    webhooks = build_hub(settings)
     limiter = RateLimiter(settings.rate_limit_uri)
     upstreams: list[Upstream] = []
     schemas: dict[str, SchemaSource] = {}
@@ -85,6 +91,8 @@ def create_app(
                 account, created = accounts.ensure_admin(settings.admin_email, settings.admin_password)
                 log.info("admin account %s %s", account.email, "created" if created else "ensured")
             stack.callback(start_retention(audit, settings))
+            poller = asyncio.create_task(JobEventPoller(webhooks, upstreams, settings).run())
+            stack.callback(poller.cancel)
             yield
 
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
@@ -94,15 +102,16 @@ def create_app(
     app.state.accounts = accounts
     app.state.limiter = limiter
     app.state.audit = audit
+    app.state.webhooks = webhooks
     app.state.upstreams = {u.name: u for u in upstreams}
     install_error_handlers(app)
     add_probes(app, settings, "gateway")
-    for router in (auth.router, keys.router, admin.router, audit_api.router):
+    for router in (auth.router, keys.router, admin.router, audit_api.router, webhooks_api.router):
         app.include_router(router)
     for upstream in upstreams:
         app.mount(upstream.prefix, ServiceProxy(upstream, accounts, limiter, settings), name=upstream.name)
     install_openapi(app, schemas)
-    app.add_middleware(AuditMiddleware, audit=audit)
+    app.add_middleware(AuditMiddleware, audit=audit, observers=[WebhookObserver(webhooks)])
     app.add_middleware(MetricsMiddleware, service="gateway")
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,

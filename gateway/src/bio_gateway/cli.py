@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> None:
     a.add_argument("--password", help="default: $BIO_ADMIN_PASSWORD, else asked for on the terminal")
     audit_cli.add_parser(sub)
     keys_cli.add_parser(sub)
+    w = sub.add_parser("worker", help="run the Celery worker that delivers webhooks (distributed mode)")
+    w.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
 
     settings = GatewaySettings()
@@ -80,6 +82,10 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "audit":
         migrate("bio_gateway", settings.database_url)
         audit_cli.run(args, settings)
+    elif args.command == "worker":
+        os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "bio_gateway.webhooks.tasks", "worker",
+                                   "-Q", "webhooks", "--concurrency", str(args.concurrency), "--hostname",
+                                   "webhooks@%h", "--without-gossip", "--without-mingle"])
     elif args.command == "rotate-keys":
         keys_cli.run(args, settings)
     elif args.command == "create-admin":

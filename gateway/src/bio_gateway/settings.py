@@ -37,6 +37,11 @@ class GatewaySettings(CommonSettings):
     audit_secret: str = ""  # HMAC key of the audit chain; kept outside the database it protects
     audit_retention_days: float = 0  # 0 keeps every entry; else a scheduled purge keeps the chain verifiable
     audit_purge_interval_s: float = 3600
+    webhook_timeout_s: float = 5.0
+    webhook_max_attempts: int = 6  # back-off 2, 4, 8, 16, 32 s between them
+    webhook_disable_after: int = 5  # failed deliveries in a row before an endpoint is disabled
+    webhook_poll_interval_s: float = 2.0  # how soon a finished job's event leaves
+    webhook_allow_private: bool | None = None  # private/loopback URLs; default: allowed outside production
 
     @model_validator(mode="after")
     def _secrets(self) -> GatewaySettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter
@@ -67,9 +68,11 @@ def collect_ids(body: Any, out: dict[str, Any], depth: int = 0) -> None:
 
 
 class AuditMiddleware:
-    def __init__(self, app: ASGIApp, *, audit: AuditLog) -> None:
+    def __init__(self, app: ASGIApp, *, audit: AuditLog,
+                 observers: list[Callable[[Record, Any], None]] | None = None) -> None:
         self.app = app
         self.audit = audit
+        self.observers = observers or []  # e.g. webhooks: called with the entry and the parsed answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = classify(scope["method"], scope["path"]) if scope["type"] == "http" else None
@@ -101,9 +104,11 @@ class AuditMiddleware:
 
     async def _write(self, rec: Record, body: bytes) -> None:
         rec.request_id = request_id_var.get() or ""
+        parsed: Any = None
         if body and len(body) < _MAX_SNIFF:
             try:
-                collect_ids(json.loads(body), rec.resources)
+                parsed = json.loads(body)
+                collect_ids(parsed, rec.resources)
             except ValueError:
                 pass
         try:
@@ -112,3 +117,8 @@ class AuditMiddleware:
         except Exception:  # the answer is already sent; losing an entry is logged loudly and counted
             AUDIT_ENTRIES.labels(rec.action, "failed").inc()
             log.exception("audit entry for %s %s could not be written", rec.method, rec.path)
+        for observe in self.observers:
+            try:
+                await run_in_threadpool(observe, rec, parsed)
+            except Exception:
+                log.exception("audit observer %r failed for %s %s", observe, rec.method, rec.path)
