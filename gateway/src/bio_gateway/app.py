@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from bio_gateway import subjects as subjects_api
 from bio_gateway.api import admin, auth, keys
 from bio_gateway.audit import api as audit_api
 from bio_gateway.audit.middleware import AuditMiddleware
@@ -106,7 +107,8 @@ def create_app(
     app.state.upstreams = {u.name: u for u in upstreams}
     install_error_handlers(app)
     add_probes(app, settings, "gateway")
-    for router in (auth.router, keys.router, admin.router, audit_api.router, webhooks_api.router):
+    for router in (auth.router, keys.router, admin.router, audit_api.router, webhooks_api.router,
+                   subjects_api.router):
         app.include_router(router)
     for upstream in upstreams:
         app.mount(upstream.prefix, ServiceProxy(upstream, accounts, limiter, settings), name=upstream.name)
