@@ -80,9 +80,12 @@ def _normalize_job(gw, auth) -> str:
 
 
 def _documented_verify():
-    """The receiver-side snippet from the signing module's documentation, executed as written."""
-    doc = signing.__doc__
-    code = "\n".join(line[4:] for line in doc.split("::", 1)[1].splitlines() if line.startswith("    "))
+    """The receiver-side snippet of the README's security section, executed as written (the signing
+    module's docstring holds the same code)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    code = readme.split("Verify it like this", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    doc = signing.__doc__.split("::", 1)[1]
+    assert [x.strip() for x in code.strip().splitlines()] == [x.strip() for x in doc.strip().splitlines()]
     scope: dict[str, Any] = {}
     exec(code, scope)
     return scope["verify"]
