@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from bio_shared.db import check_database
 from bio_shared.errors import BioError, NotFound, error_body
 from bio_shared.identity import Identity, require_admin
+from bio_shared.job_events import job_events_router
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
 from bio_shared.runtime import ServiceRuntime
@@ -146,6 +147,7 @@ def create_service_app(
     add_probes(app, rt.settings, rt.name)
     app.include_router(jobs_router(rt))
     app.include_router(admin_router(rt))
+    app.include_router(job_events_router(rt))
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_upload_bytes + MULTIPART_OVERHEAD)

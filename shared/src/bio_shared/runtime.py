@@ -23,6 +23,7 @@ from bio_shared.db import session_factory, session_scope
 from bio_shared.identity import Identity, identity_dependency
 from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
 from bio_shared.metrics import JOB_STATES
+from bio_shared.sealed import envelope_for
 from bio_shared.settings import CommonSettings
 from bio_shared.storage import BlobStore
 
@@ -104,7 +105,8 @@ def build_runtime(name: str, package: str, prefix: str, settings: C, job_model: 
     return ServiceRuntime(
         name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
         # one blob folder per service, so an account purge in one service never races another
-        blobs=BlobStore(Path(settings.blob_dir or settings.var_dir / "blobs") / name), jobs=queue, celery=celery, run_job=run_job,
+        blobs=BlobStore(Path(settings.blob_dir or settings.var_dir / "blobs") / name, envelope_for(settings)),
+        jobs=queue, celery=celery, run_job=run_job,
         require_identity=identity_dependency(lambda: settings.internal_secret),
         state=state,  # type: ignore[arg-type]  # None until the service sets it
     )

@@ -29,6 +29,10 @@ class CommonSettings(BaseSettings):
     redis_url: str = ""  # empty -> embedded mode: in-process jobs, in-memory rate limits
     blob_dir: Path | None = None  # empty -> var_dir/blobs
     internal_secret: str = ""  # signs the identity the gateway forwards to services
+    # Key-encryption keys for data at rest: "id:base64key,..." (the last is current), or a key file
+    # {"current": id, "keys": {id: base64}}; development creates var/secrets/kek.json.
+    kek: str = Field(default="", repr=False)
+    kek_file: Path | None = None
     identity_ttl_s: int = 60
     log_level: str = "INFO"
     log_json: bool = True
