@@ -37,7 +37,8 @@ class CryptoError(Exception):
 
 
 class KeyEncryptionKey(Protocol):
-    key_id: str
+    @property
+    def key_id(self) -> str: ...
 
     def wrap(self, dek: bytes) -> bytes: ...
 

@@ -18,7 +18,7 @@ from bio_shared.runtime import ServiceRuntime
 
 
 def finished_after(rt: ServiceRuntime, after: datetime, after_id: str, limit: int) -> list[dict[str, Any]]:
-    m = rt.jobs.model
+    m: Any = rt.jobs.model  # the service's Job(JobMixin, Base) class
     with rt.sessions() as db:
         rows = db.scalars(select(m).where(
             m.status.in_(FINAL), m.finished_at.is_not(None),

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import LargeBinary, Table, select, type_coerce, update
+from sqlalchemy import LargeBinary, MetaData, Table, select, type_coerce, update
 from sqlalchemy.engine import Engine
 
 from bio_shared.crypto import Envelope, is_sealed
@@ -34,8 +34,8 @@ class RotationReport:
     key_ids_in_use: set[str] = field(default_factory=set)
 
 
-def sealed_columns(metadata) -> list[tuple[Table, str, SealedBytes]]:
-    out = []
+def sealed_columns(metadata: MetaData) -> list[tuple[Table, str, SealedBytes]]:
+    out: list[tuple[Table, str, SealedBytes]] = []
     for table in metadata.tables.values():
         for col in table.columns:
             if isinstance(col.type, SealedBytes):
@@ -67,7 +67,7 @@ def _rotate_column(engine: Engine, env: Envelope, table: Table, column: str, cty
                     report.legacy_sealed += not is_sealed(value)
                     res = conn.execute(update(table).where(pk == key, raw == value).values({column: type_coerce(
                         new, LargeBinary)}))
-                    report.rows[name] += res.rowcount or 0
+                    report.rows[name] += getattr(res, "rowcount", 0) or 0
         if len(rows) < _BATCH:
             return
         last = rows[-1][0]

@@ -134,7 +134,7 @@ class AuditLog:
                     continue
                 res = db.execute(delete(AuditEntry).where(AuditEntry.chain == head.chain,
                                                           AuditEntry.seq <= last.seq))
-                removed += res.rowcount or 0
+                removed += getattr(res, "rowcount", 0) or 0
                 head.anchor_seq, head.anchor_hash = last.seq, last.hash
         return removed
 

@@ -97,7 +97,7 @@ async def create_webhook(body: WebhookIn, principal: PrincipalDep, hub: HubDep) 
 
 @router.get("", response_model=WebhookList, operation_id="gateway_list_webhooks", summary="The account's endpoints")
 async def list_webhooks(principal: PrincipalDep, hub: HubDep, limit: Limit = 50, offset: Offset = 0) -> WebhookList:
-    rows, total = await run_in_threadpool(hub.list, principal.account_id, limit, offset)
+    rows, total = await run_in_threadpool(hub.list_endpoints, principal.account_id, limit, offset)
     return WebhookList(items=[WebhookOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset)
 
 

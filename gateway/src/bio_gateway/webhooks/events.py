@@ -25,39 +25,40 @@ class Event:
 
 def from_answer(rec: Record, body: Any) -> list[Event]:
     """Events of one successful audited request."""
-    if not rec.account_id or not 200 <= rec.status < 300 or not isinstance(body, dict):
+    account = rec.account_id
+    if not account or not 200 <= rec.status < 300 or not isinstance(body, dict):
         return []
     base = f"{rec.request_id or rec.path}"
     ids = {k: v for k, v in rec.resources.items() if not k.startswith("answer.")}
     out: list[Event] = []
     if rec.action in ("faces.person_create", "faces.enroll"):
         person = ids.get("person_id") or body.get("id")
-        out.append(Event(f"{base}:person.enrolled", "person.enrolled", rec.account_id,
+        out.append(Event(f"{base}:person.enrolled", "person.enrolled", account,
                          {"service": "faces", "event_id": ids.get("event_id"), "person_id": person}))
     elif rec.action == "fingerprint.enroll":
         items = body.get("items") or []
         templates = [i.get("template", {}).get("id") for i in items if isinstance(i, dict)]
         subject = next((i.get("template", {}).get("subject") for i in items if isinstance(i, dict)), None)
-        out.append(Event(f"{base}:person.enrolled", "person.enrolled", rec.account_id,
+        out.append(Event(f"{base}:person.enrolled", "person.enrolled", account,
                          {"service": "fingerprint", "subject": subject, "template_ids": templates}))
     elif rec.action == "faces.identify":
-        out += _face_identify(rec, base, ids, body)
+        out += _face_identify(account, base, ids, body)
     elif rec.action == "fingerprint.identify" and not body.get("candidates"):
-        out.append(Event(f"{base}:identify.no_match", "identify.no_match", rec.account_id,
+        out.append(Event(f"{base}:identify.no_match", "identify.no_match", account,
                          {"service": "fingerprint", "searched": body.get("searched")}))
     return out
 
 
-def _face_identify(rec: Record, base: str, ids: dict[str, Any], body: dict[str, Any]) -> list[Event]:
+def _face_identify(account: str, base: str, ids: dict[str, Any], body: dict[str, Any]) -> list[Event]:
     out: list[Event] = []
     faces = [f for f in body.get("faces") or [] if isinstance(f, dict)]
     for i, face in enumerate(faces):
         if face.get("passed") is False:
-            out.append(Event(f"{base}:identify.no_match:{i}", "identify.no_match", rec.account_id,
+            out.append(Event(f"{base}:identify.no_match:{i}", "identify.no_match", account,
                              {"service": "faces", "event_id": ids.get("event_id"), "face_index": i}))
         if face.get("unknown_id"):
             out.append(Event(f"{base}:unknown_face.stored:{face['unknown_id']}", "unknown_face.stored",
-                             rec.account_id, {"service": "faces", "event_id": ids.get("event_id"),
+                             account, {"service": "faces", "event_id": ids.get("event_id"),
                                               "unknown_id": face["unknown_id"]}))
     return out
 

@@ -62,7 +62,7 @@ class WebhookHub:
             db.add(row)
         return row, secret
 
-    def list(self, account_id: str, limit: int, offset: int) -> tuple[list[WebhookEndpoint], int]:
+    def list_endpoints(self, account_id: str, limit: int, offset: int) -> tuple[list[WebhookEndpoint], int]:
         with self.sessions() as db:
             where = WebhookEndpoint.account_id == account_id
             total = db.scalar(select(func.count()).select_from(WebhookEndpoint).where(where)) or 0

@@ -27,6 +27,6 @@ def check_url(url: str, *, allow_private: bool) -> str:
 
 def _addresses(host: str, port: int) -> list[str]:
     try:
-        return sorted({info[4][0] for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
+        return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)})
     except (socket.gaierror, UnicodeError) as exc:
         raise Unprocessable("webhook URL host does not resolve", code="invalid_webhook_url") from exc

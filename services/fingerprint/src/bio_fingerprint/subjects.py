@@ -58,8 +58,12 @@ class FingerprintSubjects:
         templates, outputs = self._rows(owner_id, ref)
         with self.rt.sessions() as db, db.begin():
             n_t = db.execute(delete(FingerprintTemplate).where(
-                FingerprintTemplate.owner_id == owner_id, FingerprintTemplate.subject == ref)).rowcount
+                FingerprintTemplate.owner_id == owner_id, FingerprintTemplate.subject == ref))
             n_o = db.execute(delete(FingerprintOutput).where(
-                FingerprintOutput.id.in_([o.id for o in outputs]))).rowcount if outputs else 0
+                FingerprintOutput.id.in_([o.id for o in outputs]))) if outputs else None
         blobs = sum(bool(self.rt.blobs.delete(o.image_key)) for o in outputs)
-        return {"templates": n_t or 0, "outputs": n_o or 0, "blobs": blobs}
+        return {"templates": _count(n_t), "outputs": _count(n_o), "blobs": blobs}
+
+
+def _count(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
