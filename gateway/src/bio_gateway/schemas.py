@@ -12,6 +12,8 @@ class RegisterIn(BaseModel):
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="seconds until the access token expires")
@@ -37,6 +39,8 @@ class AccountOut(BaseModel):
 class AccountList(BaseModel):
     items: list[AccountOut]
     total: int
+    limit: int
+    offset: int
 
 
 class AccountPatch(BaseModel):
@@ -60,8 +64,11 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyOut):
+    model_config = ConfigDict(from_attributes=True)
+
     key: str = Field(description="the secret key; shown once, send it as X-API-Key")
 
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyOut]
+    total: int

@@ -132,7 +132,7 @@ class Accounts:
     def _issue(self, db: Session, account: Account, family_id: str) -> TokenPair:
         s = self.settings
         access, _ = create_access_token(account.id, account.role, secret=s.jwt_secret, issuer=s.jwt_issuer,
-                                        ttl_s=s.access_token_ttl_s)
+                                        ttl_s=s.access_token_ttl_s, generation=account.token_generation or 0)
         refresh = new_refresh_token()
         db.add(RefreshToken(id=new_id(), account_id=account.id, family_id=family_id, token_hash=sha256_hex(refresh),
                             created_at=utcnow(), expires_at=utcnow() + timedelta(seconds=s.refresh_token_ttl_s)))
@@ -206,14 +206,23 @@ class Accounts:
             if is_active is not None:
                 account.is_active = is_active
                 if not is_active:
-                    db.execute(update(RefreshToken).where(RefreshToken.account_id == account_id,
-                                                          RefreshToken.revoked_at.is_(None))
-                               .values(revoked_at=utcnow()))
+                    self._revoke_all(db, account)
             if role is not None:
                 account.role = role
         self._accounts.drop(account_id)
         self._keys.clear()
         return account
+
+    @staticmethod
+    def _revoke_all(db: Session, account: Account) -> None:
+        """Everything that lets the account in: refresh tokens, API keys, and (through the token
+        generation) every access token issued so far. Enabling the account again restores none."""
+        now = utcnow()
+        account.token_generation = (account.token_generation or 0) + 1
+        db.execute(update(RefreshToken).where(RefreshToken.account_id == account.id,
+                                              RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+        db.execute(update(ApiKey).where(ApiKey.account_id == account.id, ApiKey.revoked_at.is_(None))
+                   .values(revoked_at=now))
 
     def delete(self, account_id: str, *, actor: str) -> None:
         if account_id == actor:
@@ -264,7 +273,7 @@ class Accounts:
         except Unauthorized as exc:
             AUTH_FAILURES.labels(exc.code).inc()
             raise
-        role = self._active_role(claims.account_id, cached_only)
+        role = self._active_role(claims.account_id, cached_only, generation=claims.generation)
         return Principal(claims.account_id, role, "jwt")
 
     def principal_from_api_key(self, key: str, cached_only: bool = False) -> Principal:
@@ -291,18 +300,22 @@ class Accounts:
         self._keys.put(digest, principal)
         return principal
 
-    def _active_role(self, account_id: str, cached_only: bool = False) -> str:
-        """The current role of an active account (cached for account_cache_ttl_s)."""
+    def _active_role(self, account_id: str, cached_only: bool = False, generation: int | None = None) -> str:
+        """The current role of an active account (cached for account_cache_ttl_s). ``generation``
+        (of an access token) must be the account's current one."""
         cached = self._accounts.get(account_id)
         if cached is None:
             if cached_only:
                 raise LookupError(account_id)
             with self.sessions() as db:
                 account = db.get(Account, account_id)
-            cached = (account.is_active, account.role) if account else (False, "user")
+            cached = (account.is_active, account.role, account.token_generation or 0) if account else (False, "user", 0)
             self._accounts.put(account_id, cached)
-        active, role = cached  # type: ignore[misc]
+        active, role, current = cached  # type: ignore[misc]
         if not active:
             AUTH_FAILURES.labels("account_disabled").inc()
             raise Unauthorized("account is disabled or deleted", code="account_disabled")
+        if generation is not None and generation != current:
+            AUTH_FAILURES.labels("token_revoked").inc()
+            raise Unauthorized("access token was revoked; log in again", code="token_revoked")
         return role

@@ -1,6 +1,9 @@
-"""Dependencies of the gateway's own endpoints (the proxied service calls authenticate in proxy.py)."""
+"""Dependencies of the gateway's own endpoints, by type (the proxied service calls authenticate in
+proxy.py with the same Accounts use cases)."""
 
 from __future__ import annotations
+
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
@@ -27,20 +30,46 @@ def limiter(request: Request) -> RateLimiter:
     return request.app.state.limiter
 
 
+AccountsDep = Annotated[Accounts, Depends(accounts)]
+SettingsDep = Annotated[GatewaySettings, Depends(settings)]
+LimiterDep = Annotated[RateLimiter, Depends(limiter)]
+
+
 async def current_principal(
-    request: Request,
-    token: str | None = Depends(oauth2),
-    api_key: str | None = Depends(api_key_header),
+    svc: AccountsDep,
+    cfg: SettingsDep,
+    rl: LimiterDep,
+    token: Annotated[str | None, Depends(oauth2)],
+    api_key: Annotated[str | None, Depends(api_key_header)],
 ) -> Principal:
-    svc: Accounts = request.app.state.accounts
     if token:
-        return await run_in_threadpool(svc.principal_from_token, token)
-    if api_key:
-        return await run_in_threadpool(svc.principal_from_api_key, api_key)
-    raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
+        principal = await run_in_threadpool(svc.principal_from_token, token)
+    elif api_key:
+        principal = await run_in_threadpool(svc.principal_from_api_key, api_key)
+    else:
+        raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
+    await rl.hit("api", principal.account_id, cfg.rate_limit_api)  # the same budget as the service calls
+    return principal
 
 
-def admin_principal(principal: Principal = Depends(current_principal)) -> Principal:
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+def admin_principal(principal: PrincipalDep) -> Principal:
     if principal.role != "admin":
         raise Forbidden("admin role required", code="admin_required")
     return principal
+
+
+AdminDep = Annotated[Principal, Depends(admin_principal)]
+
+
+def password_login(principal: PrincipalDep) -> Principal:
+    """A caller who logged in with a password (a bearer token), not one holding only an API key."""
+    if principal.via != "jwt":
+        raise Forbidden("API keys are created from a password login, not with another API key",
+                        code="password_login_required")
+    return principal
+
+
+PasswordLoginDep = Annotated[Principal, Depends(password_login)]
