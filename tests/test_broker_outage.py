@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,7 +19,7 @@ from fastapi.testclient import TestClient
 from bio_fingerprint.app import PREFIX, create_app
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.db import migrate
-from bio_shared.testing import identity_headers
+from bio_testing.shared import identity_headers
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +30,7 @@ def test_job_submitted_while_redis_is_down_runs_when_it_returns(launch, pg_url, 
     var_dir = tmp_path / "var"
     redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
     migrate("bio_fingerprint", pg_url)
-    timing = {"job_dispatch_retry_s": 1, "job_reap_interval_s": 1}
+    timing: dict[str, Any] = {"job_dispatch_retry_s": 1, "job_reap_interval_s": 1}
     settings = FingerprintSettings(env="test", var_dir=var_dir, database_url=pg_url, redis_url=redis_url,
                                    internal_secret=SECRET, **timing)
     auth = identity_headers(SECRET, "acct-outage")

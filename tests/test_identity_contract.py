@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.services import discover_services
-from bio_shared.testing import identity_headers
+from bio_testing.shared import identity_headers
 
 SECRET = "identity-contract-internal-secret-" + "x" * 32
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics"}

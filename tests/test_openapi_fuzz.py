@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 )
 
 from bio_gateway.security.passwords import set_rounds_for_tests  # noqa: E402
-from bio_gateway.testing import PASSWORD, UNLIMITED, answer_500_on_crash, embedded_gateway  # noqa: E402
+from bio_testing.gateway import PASSWORD, UNLIMITED, answer_500_on_crash, embedded_gateway  # noqa: E402
 
 EXAMPLES = int(os.environ.get("BIO_FUZZ_EXAMPLES", "15"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bio_gateway.testing import PASSWORD, bearer, login, make_admin, register, user
+from bio_testing.gateway import PASSWORD, bearer, login, make_admin, register, user
 
 
 def test_register_login_me(gw):
@@ -185,7 +185,7 @@ def test_account_deletion_waits_for_every_service(gateway_factory):
 
 
 def test_purge_routes_are_not_reachable_through_the_gateway(gw):
-    from bio_shared.testing import identity_headers
+    from bio_testing.shared import identity_headers
 
     victim = register(gw, "victim@example.org")
     for headers in (user(gw, "mallory@example.org"), make_admin(gw)):

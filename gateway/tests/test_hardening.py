@@ -13,7 +13,7 @@ from jose import jwt
 from PIL import Image
 
 from bio_gateway.security.tokens import AUDIENCE
-from bio_gateway.testing import PASSWORD, bearer, login, make_admin, register, user
+from bio_testing.gateway import PASSWORD, bearer, login, make_admin, register, user
 
 SERVICE_CALL = "/api/v1/fingerprint/jobs"
 
