@@ -125,3 +125,31 @@ def test_database_and_blobs_are_private_whatever_the_umask(gateway_factory):
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "\u202eevil", "   ", "tab\there"])
+def test_api_key_names_with_control_or_bidi_characters_are_refused(gw, name):
+    h = user(gw, "a@example.org")
+    r = gw.post("/api/v1/auth/api-keys", json={"name": name}, headers=h)
+    assert r.status_code == 422, r.text
+    assert gw.get("/api/v1/auth/api-keys", headers=h).json()["items"] == []
+
+
+def test_every_gateway_operation_documents_its_errors_with_the_one_schema(gw):
+    spec = gw.get("/openapi.json").json()
+    ref = {"$ref": "#/components/schemas/ErrorResponse"}
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            responses = op["responses"]
+            assert "429" in responses, (method, path)
+            for status, entry in responses.items():
+                if status.startswith(("4", "5")):
+                    assert entry["content"]["application/json"]["schema"] == ref, (method, path, status)
+            if op.get("requestBody"):
+                assert {"400", "413", "422"} <= set(responses), (method, path)
+            if "/admin/" in path:
+                assert "403" in responses, (method, path)
+            if path.startswith(("/api/v1/fingerprint", "/api/v1/faces", "/api/v1/verify", "/api/v1/contours")):
+                assert {"401", "502", "503", "504"} <= set(responses), (method, path)
+    assert "409" in spec["paths"]["/api/v1/auth/register"]["post"]["responses"]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]

@@ -19,11 +19,12 @@ import aiohttp
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bio_gateway.exceptions import InvalidToken, NotAuthenticated
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
 from bio_shared.app import MULTIPART_OVERHEAD, BodyLimitMiddleware
-from bio_shared.errors import BioError, NotFound, PayloadTooLarge, Unauthorized, error_body
+from bio_shared.errors import BioError, NotFound, PayloadTooLarge, error_body
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
 from bio_shared.metrics import UPSTREAM_ERRORS
@@ -219,12 +220,12 @@ class Authenticator:
         if auth:
             scheme, _, token = auth.decode("latin-1").partition(" ")
             if scheme.lower() != "bearer" or not token:
-                raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
+                raise InvalidToken("Authorization must be 'Bearer <token>'")
             return await self._resolve(self.accounts.principal_from_token, token.strip())
         key = headers.get(b"x-api-key")
         if key:
             return await self._resolve(self.accounts.principal_from_api_key, key.decode("latin-1").strip())
-        raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
+        raise NotAuthenticated()
 
     @staticmethod
     async def _resolve(fn, credential: str) -> Principal:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from bio_shared.schemas import SafeName
 
 
 class RegisterIn(BaseModel):
@@ -49,7 +51,7 @@ class AccountPatch(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[SafeName, Field(min_length=1, max_length=100)]
 
 
 class ApiKeyOut(BaseModel):

@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from bio_gateway.api.deps import AccountsDep, AdminDep, admin_principal
-from bio_gateway.api.responses import errors
+from bio_gateway.api.deps import AUTH_ERRORS, AccountsDep, AdminDep, admin_principal
+from bio_gateway.exceptions import AccountNotFound, AdminRequired, PurgeIncomplete, SelfLockout
 from bio_gateway.purge import purge_account
 from bio_gateway.schemas import AccountList, AccountOut, AccountPatch
+from bio_shared.web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/admin/accounts", tags=["gateway: admin"],
-                   dependencies=[Depends(admin_principal)], responses=errors(s403="admin_required"))
+                   dependencies=[Depends(admin_principal)], responses=error_responses(*AUTH_ERRORS, AdminRequired))
 
-_ONE = errors(s403="admin_required", s404="account_not_found", s400="self_lockout")
+_ONE = error_responses(*AUTH_ERRORS, AdminRequired, AccountNotFound, SelfLockout)
 
 
 @router.get("", response_model=AccountList, summary="List accounts", operation_id="gateway_list_accounts")
@@ -34,7 +35,7 @@ def patch_account(account_id: str, body: AccountPatch, admin: AdminDep, svc: Acc
 
 
 @router.delete("/{account_id}", status_code=204, response_class=Response, operation_id="gateway_delete_account",
-               responses={**_ONE, **errors(s503="purge_incomplete")},
+               responses=error_responses(*AUTH_ERRORS, AdminRequired, AccountNotFound, SelfLockout, PurgeIncomplete),
                summary="Delete an account and all its data in every service (503 if a service is down: "
                        "the account stays disabled and the request can be repeated)")
 async def delete_account(account_id: str, request: Request, admin: AdminDep, svc: AccountsDep) -> Response:

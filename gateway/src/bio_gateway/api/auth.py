@@ -8,34 +8,44 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 from starlette.concurrency import run_in_threadpool
 
-from bio_gateway.api.deps import AccountsDep, LimiterDep, PrincipalDep, SettingsDep
-from bio_gateway.api.responses import errors
+from bio_gateway.api.deps import AUTH_ERRORS, AccountsDep, LimiterDep, PrincipalDep, SettingsDep
+from bio_gateway.exceptions import (
+    AccountDisabled,
+    BadCredentials,
+    EmailTaken,
+    InvalidRefreshToken,
+    LoginDisabled,
+    PasswordTooLong,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    RegistrationDisabled,
+    WeakPassword,
+)
 from bio_gateway.proxy import client_ip
 from bio_gateway.schemas import AccountOut, RefreshIn, RegisterIn, TokenOut
 from bio_gateway.security.tokens import sha256_hex
 from bio_gateway.service import normalise_email
-from bio_shared.errors import Forbidden
+from bio_shared.web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/auth", tags=["gateway: auth"])
 
-_REFRESH_ERRORS = errors(s401="invalid_refresh_token, refresh_token_reused, refresh_token_expired, account_disabled")
+_REFRESH_ERRORS = error_responses(InvalidRefreshToken, RefreshTokenReused, RefreshTokenExpired, AccountDisabled)
 
 
 @router.post("/register", response_model=AccountOut, status_code=201, summary="Create a user account",
              operation_id="gateway_register_account",
-             responses=errors(s403="registration_disabled", s409="email_taken",
-                              s422="weak_password, password_too_long, validation_error"))
+             responses=error_responses(RegistrationDisabled, EmailTaken, WeakPassword, PasswordTooLong))
 async def register(body: RegisterIn, request: Request, svc: AccountsDep, cfg: SettingsDep,
                    rl: LimiterDep) -> AccountOut:
     await rl.hit("register", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_register)
     if not cfg.allow_registration:
-        raise Forbidden("registration is disabled on this platform; ask an administrator", code="registration_disabled")
+        raise RegistrationDisabled()
     return AccountOut.model_validate(await run_in_threadpool(svc.register, body.email, body.password))
 
 
 @router.post("/login", response_model=TokenOut, operation_id="gateway_login",
              summary="Log in with e-mail (as username) and password (OAuth2 password form)",
-             responses=errors(s401="bad_credentials", s403="account_disabled"))
+             responses=error_responses(BadCredentials, LoginDisabled))
 async def login(request: Request, form: Annotated[OAuth2PasswordRequestForm, Depends()], svc: AccountsDep,
                 cfg: SettingsDep, rl: LimiterDep) -> TokenOut:
     await rl.hit("login", client_ip(request.scope, cfg.trust_forwarded_for), cfg.rate_limit_login)
@@ -62,7 +72,6 @@ async def logout(body: RefreshIn, request: Request, svc: AccountsDep, cfg: Setti
 
 
 @router.get("/me", response_model=AccountOut, summary="The calling account", operation_id="gateway_get_me",
-            responses=errors(s401="not_authenticated, invalid_token, token_expired, token_revoked, "
-                                  "invalid_api_key, account_disabled"))
+            responses=error_responses(*AUTH_ERRORS))
 def me(principal: PrincipalDep, svc: AccountsDep) -> AccountOut:
     return AccountOut.model_validate(svc.get(principal.account_id))

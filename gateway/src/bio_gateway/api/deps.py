@@ -9,10 +9,22 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
+from bio_gateway.exceptions import (
+    AccountDisabled,
+    AdminRequired,
+    InvalidApiKey,
+    InvalidToken,
+    NotAuthenticated,
+    PasswordLoginRequired,
+    TokenExpired,
+    TokenRevoked,
+)
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
-from bio_shared.errors import Forbidden, Unauthorized
+
+# What an authenticated operation can answer when the credentials do not hold.
+AUTH_ERRORS = (NotAuthenticated, InvalidToken, TokenExpired, TokenRevoked, InvalidApiKey, AccountDisabled)
 
 oauth2 = OAuth2PasswordBearer(tokenUrl="/api/v1/auth/login", auto_error=False)
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
@@ -47,7 +59,7 @@ async def current_principal(
     elif api_key:
         principal = await run_in_threadpool(svc.principal_from_api_key, api_key)
     else:
-        raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
+        raise NotAuthenticated()
     await rl.hit("api", principal.account_id, cfg.rate_limit_api)  # the same budget as the service calls
     return principal
 
@@ -57,7 +69,7 @@ PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 def admin_principal(principal: PrincipalDep) -> Principal:
     if principal.role != "admin":
-        raise Forbidden("admin role required", code="admin_required")
+        raise AdminRequired()
     return principal
 
 
@@ -67,8 +79,7 @@ AdminDep = Annotated[Principal, Depends(admin_principal)]
 def password_login(principal: PrincipalDep) -> Principal:
     """A caller who logged in with a password (a bearer token), not one holding only an API key."""
     if principal.via != "jwt":
-        raise Forbidden("API keys are created from a password login, not with another API key",
-                        code="password_login_required")
+        raise PasswordLoginRequired()
     return principal
 
 

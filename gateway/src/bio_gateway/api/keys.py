@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from bio_gateway.api.deps import AccountsDep, PasswordLoginDep, PrincipalDep
-from bio_gateway.api.responses import errors
+from bio_gateway.api.deps import AUTH_ERRORS, AccountsDep, PasswordLoginDep, PrincipalDep
+from bio_gateway.exceptions import ApiKeyNotFound, PasswordLoginRequired, TooManyApiKeys
 from bio_gateway.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyList, ApiKeyOut
+from bio_shared.web.errors import error_responses
 
-router = APIRouter(prefix="/api/v1/auth/api-keys", tags=["gateway: api keys"])
+router = APIRouter(prefix="/api/v1/auth/api-keys", tags=["gateway: api keys"],
+                   responses=error_responses(*AUTH_ERRORS))
 
 
 @router.post("", response_model=ApiKeyCreated, status_code=201, operation_id="gateway_create_api_key",
              summary="Create an API key (shown once; needs a password login, not another API key)",
-             responses=errors(s403="password_login_required", s409="too_many_api_keys"))
+             responses=error_responses(*AUTH_ERRORS, PasswordLoginRequired, TooManyApiKeys))
 def create_key(body: ApiKeyIn, principal: PasswordLoginDep, svc: AccountsDep) -> ApiKeyCreated:
     row, key = svc.create_api_key(principal.account_id, body.name)
     return ApiKeyCreated.model_validate({**ApiKeyOut.model_validate(row).model_dump(), "key": key})
@@ -27,6 +29,6 @@ def list_keys(principal: PrincipalDep, svc: AccountsDep) -> ApiKeyList:
 
 
 @router.delete("/{key_id}", response_model=ApiKeyOut, summary="Revoke an API key",
-               operation_id="gateway_revoke_api_key", responses=errors(s404="api_key_not_found"))
+               operation_id="gateway_revoke_api_key", responses=error_responses(*AUTH_ERRORS, ApiKeyNotFound))
 def revoke_key(key_id: str, principal: PrincipalDep, svc: AccountsDep) -> ApiKeyOut:
     return ApiKeyOut.model_validate(svc.revoke_api_key(principal.account_id, key_id))

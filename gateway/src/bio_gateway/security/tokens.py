@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from jose import ExpiredSignatureError, JWTError, jwt
 
-from bio_shared.errors import Unauthorized
+from bio_gateway.exceptions import InvalidToken, TokenExpired
 
 ALGORITHM = "HS256"
 AUDIENCE = "bio-api"
@@ -46,12 +46,12 @@ def decode_access_token(token: str, *, secret: str, issuer: str) -> AccessClaims
         claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=issuer,
                             options=_REQUIRED)
     except ExpiredSignatureError as exc:
-        raise Unauthorized("access token has expired", code="token_expired") from exc
+        raise TokenExpired() from exc
     except JWTError as exc:
-        raise Unauthorized("invalid access token", code="invalid_token") from exc
+        raise InvalidToken() from exc
     generation = claims.get("gen", 0)
     if claims.get("typ") != "access" or not claims.get("sub") or type(generation) is not int:
-        raise Unauthorized("invalid access token", code="invalid_token")
+        raise InvalidToken()
     return AccessClaims(account_id=str(claims["sub"]), role=str(claims.get("role", "user")),
                         expires_at=int(claims["exp"]), generation=generation)
 
