@@ -4,6 +4,7 @@
 
 * ``bench [--out reports/fingerprint]``: FVC protocol on DB1_B / DB2_B (EER, FMR100, FMR1000, ZeroFMR,
   DET plots), NBIS (mindtct + bozorth3) side by side, extraction / comparison / 1:N speed.
+* ``bench-decisions [--json OUT]``: requested vs measured subject FMR and FPIR (bench_decisions.py).
 * ``evaluate DIR [--json FILE] [--enhancement classic|learned]``: the FVC protocol on any folder with truth.csv.
 * ``calibrate [DIR ...]``: measure the score-to-FMR table on impostor comparisons and write it into the package.
 * ``distort SRC_DIR OUT_DIR [--kinds ...] [--per-kind N]``: labelled distorted dataset from clean prints.
@@ -378,6 +379,9 @@ def evaluate_classifier(args: argparse.Namespace, settings: Any) -> None:
 
 
 def extra(sub: argparse._SubParsersAction) -> None:
+    from bio_fingerprint import bench_decisions
+
+    bench_decisions.add_parser(sub)
     b = sub.add_parser("bench", help="FVC accuracy, NBIS side by side, speed; writes OUT.md and OUT.json")
     b.add_argument("--out", default="reports/fingerprint")
     b.add_argument("--gallery", type=int, default=10000, help="synthetic gallery size for the 1:N timing")

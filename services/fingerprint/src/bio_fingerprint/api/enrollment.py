@@ -1,0 +1,37 @@
+"""Enrollment of a few impressions of one finger, now."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from bio_fingerprint import exceptions as exc
+from bio_fingerprint.api.deps import AUTH, IMAGE_ERRORS, IdentityDep, RuntimeDep, error_responses, read_files
+from bio_fingerprint.api.processing import Dpi, Enhancement, Steps
+from bio_fingerprint.runtime import PREFIX, settings_of
+from bio_fingerprint.schemas import FingerprintEnrollOut
+from bio_fingerprint.service.enrollment import process_and_enroll
+from bio_fingerprint.service.validation import parse_steps
+
+router = APIRouter(prefix=PREFIX, tags=["fingerprint: enrollment"], dependencies=AUTH)
+
+
+@router.post("/enroll", status_code=201, response_model=FingerprintEnrollOut, operation_id="fingerprint_enroll_prints",
+             summary="Process and enroll a few impressions of one finger now (422 under the quality minimum; "
+                     "a refused print stores nothing)",
+             responses=error_responses(exc.NoFiles, exc.TooManyFiles, exc.InvalidFinger, exc.StepsNotJson,
+                                       exc.InvalidSteps, exc.QualityTooLow, exc.TooFewMinutiae, exc.NothingEnrolled,
+                                       *IMAGE_ERRORS, (422, "invalid_name")))
+async def enroll(rt: RuntimeDep, identity: IdentityDep, files: Annotated[list[UploadFile], File()],
+                 subject: Annotated[str, Form()], finger: Annotated[int, Form()] = 0, steps: Steps = None,
+                 enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintEnrollOut:
+    limit = settings_of(rt).sync_max_files
+    if len(files) > limit:  # before reading them
+        raise exc.TooManyFiles(f"at most {limit} files per synchronous call; use POST {PREFIX}/jobs/process",
+                               details={"limit": limit})
+    data = await read_files(rt, files)
+    parsed = parse_steps(steps)
+    result = await run_in_threadpool(process_and_enroll, rt, identity, data, subject, finger, parsed, enhancement, dpi)
+    return FingerprintEnrollOut.model_validate(result)

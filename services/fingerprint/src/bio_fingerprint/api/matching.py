@@ -1,0 +1,73 @@
+"""1:1 verification, 1:N identification and the score-to-FMR table their thresholds come from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from bio_fingerprint import exceptions as exc
+from bio_fingerprint.api.deps import AUTH, IMAGE_ERRORS, IdentityDep, RuntimeDep, error_responses, read_files
+from bio_fingerprint.api.processing import Dpi, Enhancement
+from bio_fingerprint.runtime import PREFIX, settings_of
+from bio_fingerprint.schemas import FingerprintIdentifyOut, FingerprintThresholds, FingerprintVerifyOut
+from bio_fingerprint.service import calibration, matching
+from bio_fingerprint.service.validation import check_rate
+from bio_shared.runtime import ServiceRuntime
+
+router = APIRouter(prefix=PREFIX, tags=["fingerprint: matching"], dependencies=AUTH)
+PROBE_ERRORS = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.TooFewMinutiae,
+                exc.InvalidRate, exc.InvalidEnhancement, *IMAGE_ERRORS)
+ProbeFile = Annotated[UploadFile | None, File(description="a print image")]
+ProbeTemplate = Annotated[UploadFile | None, File(description="an ISO/IEC 19794-2 or JSON template")]
+TemplateFormat = Annotated[str | None, Form(description="iso or json; guessed when absent")]
+
+
+async def _probe(rt: ServiceRuntime, file: UploadFile | None, template: UploadFile | None, template_format: str | None,
+                 enhancement: str | None, dpi: int) -> matching.Probe:
+    if (file is None) == (template is None):
+        raise exc.NoProbe()
+    (data, _), = await read_files(rt, [file or template])  # type: ignore[list-item]
+    if file is not None:
+        return await run_in_threadpool(matching.probe_from_image, rt, data, enhancement, dpi)
+    return await run_in_threadpool(matching.probe_from_template, data, template_format)
+
+
+@router.post("/verify", response_model=FingerprintVerifyOut, operation_id="fingerprint_verify_probe",
+             summary="1:1: probe print or template against an enrolled template, or the best of a subject's "
+                     "templates (threshold chosen so the decision's FMR is the requested one)",
+             responses=error_responses(*PROBE_ERRORS, exc.NoTarget, exc.InvalidFinger, exc.TemplateNotFound))
+async def verify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None, template: ProbeTemplate = None,
+                 template_format: TemplateFormat = None, template_id: Annotated[str | None, Form()] = None,
+                 subject: Annotated[str | None, Form()] = None, finger: Annotated[int | None, Form()] = None,
+                 fmr: Annotated[float | None, Form(description="false-match rate of the decision, e.g. 0.001")] = None,
+                 enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintVerifyOut:
+    check_rate(fmr)
+    probe = await _probe(rt, file, template, template_format, enhancement, dpi)
+    result = await run_in_threadpool(lambda: matching.verify(rt, identity, probe, template_id=template_id,
+                                                             subject=subject, finger=finger, fmr=fmr))
+    return FingerprintVerifyOut.model_validate(result)
+
+
+@router.post("/identify", response_model=FingerprintIdentifyOut, operation_id="fingerprint_identify_probe",
+             summary="1:N: ranked candidates (subject, finger) at the requested false-positive identification "
+                     "rate for the caller's gallery size",
+             responses=error_responses(*PROBE_ERRORS))
+async def identify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None, template: ProbeTemplate = None,
+                   template_format: TemplateFormat = None, top_k: Annotated[int, Form(ge=1, le=100)] = 5,
+                   fpir: Annotated[float | None, Form(description="false-positive identification rate, e.g. 0.001")] = None,
+                   fmr: Annotated[float | None, Form(description="deprecated alias of fpir")] = None,
+                   finger: Annotated[int | None, Form(ge=0, le=10)] = None, enhancement: Enhancement = None,
+                   dpi: Dpi = 500) -> FingerprintIdentifyOut:
+    rate = check_rate(fpir, "fpir") if fpir is not None else check_rate(fmr)
+    probe = await _probe(rt, file, template, template_format, enhancement, dpi)
+    result = await run_in_threadpool(lambda: matching.identify(rt, identity, probe, top_k=top_k, fpir=rate,
+                                                               finger=finger))
+    return FingerprintIdentifyOut.model_validate(result)
+
+
+@router.get("/thresholds", response_model=FingerprintThresholds, operation_id="fingerprint_get_thresholds",
+            summary="The single-comparison score-to-FMR table the decision thresholds derive from")
+def thresholds(rt: RuntimeDep) -> FingerprintThresholds:
+    return FingerprintThresholds.model_validate(calibration.fmr_table(settings_of(rt).extractor))
