@@ -11,7 +11,7 @@ from bio_shared.db import migrate
 from bio_shared.services import ServiceSpec
 
 
-def service_cli(spec: ServiceSpec, extra: Callable[[argparse._SubParsersAction], None] | None = None
+def service_cli(spec: ServiceSpec, extra: Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None] | None = None
                 ) -> Callable[[list[str] | None], None]:
     def main(argv: list[str] | None = None) -> None:
         parser = argparse.ArgumentParser(prog=f"bio-{spec.name.replace('_', '-')}")
