@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bio_fingerprint.engine.template import Template
-from bio_shared.testing import png_bomb, truncated_png, wait_for_job
+from bio_testing.shared import png_bomb, truncated_png, wait_for_job
 
 P = "/api/v1/fingerprint"
 DB1 = "fvc2002/DB1_B"
@@ -132,13 +132,13 @@ def test_a_header_claiming_36_megapixels_is_refused_fast(start, fp_root, route):
 
 
 @pytest.mark.parametrize("route", ["extract", "jobs/process", "enroll"])
-def test_deeply_nested_steps_are_a_400(start, fp_root, route):
+def test_deeply_nested_steps_are_a_422(start, fp_root, route):
     svc = start()
     field = "file" if route == "extract" else "files"
     before = _state(svc)
     r = svc.client.post(f"{P}/{route}", files=[(field, _print(fp_root))],
                         data={"steps": NESTED, "subject": "a"}, headers=svc.auth())
-    _refused(svc, before, r, 400, "invalid_steps")
+    _refused(svc, before, r, 422, "invalid_steps")
 
 
 def _hostile_templates(doc: dict, iso: bytes) -> dict[str, bytes]:

@@ -3,114 +3,137 @@ code; routes declare the ones they can return (``responses=error_responses(...)`
 
 from __future__ import annotations
 
-from typing import Any
-
-from bio_shared.errors import BadRequest, BioError, NotFound, Unprocessable
-
-
-class _Typed:
-    """A default message, so ``raise NoProbe()`` reads well where nothing needs to be added."""
-
-    default_message = ""
-
-    def __init__(self, message: str | None = None, **kw: Any) -> None:
-        super().__init__(message or self.default_message, **kw)  # type: ignore[call-arg]
+from bio_shared.errors import BadRequest, BioError, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMedia
 
 
 # -- 400: the request itself is wrong --------------------------------------------------------------
-class InvalidFinger(_Typed, BadRequest):
+class InvalidFinger(BadRequest):
     code = "invalid_finger"
-    default_message = ("finger must be an ISO/IEC 19794-2 finger position 0-10 (0 unknown, 1 right thumb, ... "
+    message = ("finger must be an ISO/IEC 19794-2 finger position 0-10 (0 unknown, 1 right thumb, ... "
                        "10 left little)")
 
 
-class InvalidRate(_Typed, BadRequest):
+class InvalidRate(BadRequest):
     code = "invalid_fmr"
-    default_message = "fmr and fpir must be between 0 and 1 (e.g. 0.001)"
+    message = "fmr and fpir must be between 0 and 1 (e.g. 0.001)"
 
 
-class NoProbe(_Typed, BadRequest):
+class NoProbe(BadRequest):
     code = "no_probe"
-    default_message = "send either file (a print image) or template (ISO or JSON)"
+    message = "send either file (a print image) or template (ISO or JSON)"
 
 
-class NoTarget(_Typed, BadRequest):
+class NoTarget(BadRequest):
     code = "no_target"
-    default_message = "give template_id or subject (optionally with finger)"
+    message = "give template_id or subject (optionally with finger)"
 
 
-class NoFiles(_Typed, BadRequest):
+class NoFiles(BadRequest):
     code = "no_files"
-    default_message = "no file given"
+    message = "no file given"
 
 
-class TooManyFiles(_Typed, BadRequest):
+class TooManyFiles(BadRequest):
     code = "too_many_files"
+    message = "too many files in one request"
 
 
-class InvalidTemplateFormat(_Typed, BadRequest):
+class InvalidTemplateFormat(BadRequest):
     code = "invalid_template_format"
-    default_message = "template format must be iso or json"
+    message = "template format must be iso or json"
 
 
-class InvalidEnhancement(_Typed, BadRequest):
+class InvalidEnhancement(BadRequest):
     code = "invalid_enhancement"
+    message = "unknown enhancement preset (classic or learned)"
 
 
-class StepsNotJson(_Typed, BadRequest):
-    code = "invalid_steps"
-    default_message = 'steps must be a JSON list like [{"op": "clahe", "clip_limit": 2}]'
 
 
 # -- 404 / 410 ---------------------------------------------------------------------------------------
-class TemplateNotFound(_Typed, NotFound):
+class TemplateNotFound(NotFound):
     code = "template_not_found"
-    default_message = "template not found"
+    message = "template not found"
 
 
-class OutputNotFound(_Typed, NotFound):
+class OutputNotFound(NotFound):
     code = "output_not_found"
-    default_message = "output not found"
+    message = "output not found"
 
 
-class InputMissing(_Typed, BioError):
+class InputMissing(BioError):
     status_code, code = 410, "input_missing"
-    default_message = "the uploaded file is no longer available"
+    message = "the uploaded file is no longer available"
 
 
 # -- 422: well-formed, but not usable -----------------------------------------------------------------
-class InvalidSteps(_Typed, Unprocessable):
+class InvalidSteps(Unprocessable):
     code = "invalid_steps"
+    message = 'steps must be a JSON list like [{"op": "clahe", "clip_limit": 2}] of known operations'
 
 
-class QualityTooLow(_Typed, Unprocessable):
+class QualityTooLow(Unprocessable):
     code = "quality_too_low"
+    message = "the print quality is under the enrollment minimum"
 
 
-class TooFewMinutiae(_Typed, Unprocessable):
+class TooFewMinutiae(Unprocessable):
     code = "too_few_minutiae"
+    message = "the template has too few minutiae"
 
 
-class UnusablePrint(_Typed, Unprocessable):
+class UnusablePrint(Unprocessable):
     code = "unusable_print"
+    message = "no usable fingerprint in the probe image"
 
 
-class NotAPrint(_Typed, Unprocessable):
+class NotAPrint(Unprocessable):
     code = "not_a_print"
+    message = "the image shows no fingerprint"
 
 
-class InvalidTemplate(_Typed, Unprocessable):
+class InvalidTemplate(Unprocessable):
     code = "invalid_template"
+    message = "neither a valid ISO/IEC 19794-2 record nor a valid JSON template"
 
 
-class NothingEnrolled(_Typed, Unprocessable):
+class NothingEnrolled(Unprocessable):
     code = "nothing_enrolled"
-    default_message = "no print could be enrolled"
+    message = "no print could be enrolled"
 
 
-class AllFilesFailed(_Typed, Unprocessable):
+class AllFilesFailed(Unprocessable):
     code = "all_files_failed"
-    default_message = "no file of the job could be processed"
+    message = "no file of the job could be processed"
+
+
+# -- what the shared image decoder raises (its codes, typed so routes can declare them and a job's stored
+# error comes back with its status) ---------------------------------------------------------------
+class EmptyFile(Unprocessable):
+    code, message = "empty_file", "the uploaded file is empty"
+
+
+class CorruptImage(Unprocessable):
+    code, message = "corrupt_image", "the image data is truncated or corrupt"
+
+
+class ImageTooSmall(Unprocessable):
+    code, message = "image_too_small", "the image is too small"
+
+
+class TooManyPixels(PayloadTooLarge):
+    code, message = "too_many_pixels", "the image has more pixels than a print may have"
+
+
+class NotAnImage(UnsupportedMedia):
+    code, message = "not_an_image", "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
+
+
+class UnsupportedFormat(UnsupportedMedia):
+    code, message = "unsupported_format", "the image format is not accepted"
+
+
+IMAGE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, EmptyFile, CorruptImage, ImageTooSmall)
 
 
 def with_file(exc: BioError, name: str | None, index: int) -> BioError:

@@ -13,8 +13,9 @@ from bio_fingerprint.engine.enhance import EnhanceMethods
 from bio_fingerprint.engine.enhance import load as load_enhancement
 from bio_fingerprint.engine.pipeline import Processed, process
 from bio_fingerprint.exceptions import InvalidEnhancement, InvalidSteps
-from bio_fingerprint.service.gallery import GalleryCache
+from bio_fingerprint.service.gallery import Gallery
 from bio_fingerprint.settings import FingerprintSettings
+from bio_shared.gallery_cache import GalleryCache
 from bio_shared.inference import timed_inference
 from bio_shared.runtime import ServiceRuntime
 
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     from bio_fingerprint.engine.classifier import DistortionClassifier
 
 NAME, PREFIX = "fingerprint", "/api/v1/fingerprint"
-_STATE_KEY = "fingerprint_state"
 _TINY = np.array([[10, 10, 0, 1, 50], [40, 10, 1, 1, 50], [10, 40, 2, 2, 50], [40, 40, 3, 1, 50]], np.float32)
 
 
@@ -76,18 +76,19 @@ class Models:
 @dataclass
 class FingerprintState:
     models: Models
-    galleries: GalleryCache = field(default_factory=GalleryCache)
+    galleries: GalleryCache[Gallery] = field(default_factory=lambda: GalleryCache("templates", service=NAME))
+
+
+FingerprintRuntime = ServiceRuntime[FingerprintState, FingerprintSettings]
 
 
 def attach_state(rt: ServiceRuntime) -> FingerprintState:
-    state = FingerprintState(Models(rt.settings))  # type: ignore[arg-type]
-    rt.options[_STATE_KEY] = state  # until ServiceRuntime[S].state exists: the one place using options
-    return state
+    rt.state = FingerprintState(Models(rt.settings))  # type: ignore[arg-type]
+    return rt.state
 
 
 def state_of(rt: ServiceRuntime) -> FingerprintState:
-    state = rt.options.get(_STATE_KEY)
-    return state if isinstance(state, FingerprintState) else attach_state(rt)
+    return rt.state if isinstance(rt.state, FingerprintState) else attach_state(rt)
 
 
 def settings_of(rt: ServiceRuntime) -> FingerprintSettings:

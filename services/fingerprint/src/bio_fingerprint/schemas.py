@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from bio_fingerprint.engine.template import FINGER_POSITIONS
 from bio_fingerprint.runtime import PREFIX
+from bio_shared.schemas import Page
 
 
 class _Out(BaseModel):
@@ -44,14 +45,8 @@ class FingerprintTemplateOut(_Out):
         return FINGER_POSITIONS.get(self.finger, "unknown")
 
 
-class _Page(_Out):
-    total: int = Field(description="rows matching the filter, all pages together")
-    limit: int
-    offset: int
-
-
-class FingerprintTemplateList(_Page):
-    items: list[FingerprintTemplateOut]
+class FingerprintTemplateList(Page[FingerprintTemplateOut]):
+    model_config = ConfigDict(from_attributes=True)
 
 
 class FingerprintOutputOut(_Out):
@@ -77,8 +72,8 @@ class FingerprintOutputOut(_Out):
         return f"{PREFIX}/outputs/{self.id}/template"
 
 
-class FingerprintOutputList(_Page):
-    items: list[FingerprintOutputOut]
+class FingerprintOutputList(Page[FingerprintOutputOut]):
+    model_config = ConfigDict(from_attributes=True)
 
 
 class FingerprintMinutia(_Out):

@@ -8,12 +8,13 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from bio_fingerprint import exceptions as exc
-from bio_fingerprint.api.deps import AUTH, IMAGE_ERRORS, IdentityDep, RuntimeDep, error_responses, read_files
+from bio_fingerprint.api.deps import AUTH, IdentityDep, RuntimeDep, error_responses, read_files
 from bio_fingerprint.api.processing import Dpi, Enhancement, Steps
 from bio_fingerprint.runtime import PREFIX, settings_of
 from bio_fingerprint.schemas import FingerprintEnrollOut
 from bio_fingerprint.service.enrollment import process_and_enroll
 from bio_fingerprint.service.validation import parse_steps
+from bio_shared.errors import InvalidName
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: enrollment"], dependencies=AUTH)
 
@@ -21,9 +22,9 @@ router = APIRouter(prefix=PREFIX, tags=["fingerprint: enrollment"], dependencies
 @router.post("/enroll", status_code=201, response_model=FingerprintEnrollOut, operation_id="fingerprint_enroll_prints",
              summary="Process and enroll a few impressions of one finger now (422 under the quality minimum; "
                      "a refused print stores nothing)",
-             responses=error_responses(exc.NoFiles, exc.TooManyFiles, exc.InvalidFinger, exc.StepsNotJson,
+             responses=error_responses(exc.NoFiles, exc.TooManyFiles, exc.InvalidFinger, exc.InvalidSteps,
                                        exc.InvalidSteps, exc.QualityTooLow, exc.TooFewMinutiae, exc.NothingEnrolled,
-                                       *IMAGE_ERRORS, (422, "invalid_name")))
+                                       *exc.IMAGE_ERRORS, InvalidName))
 async def enroll(rt: RuntimeDep, identity: IdentityDep, files: Annotated[list[UploadFile], File()],
                  subject: Annotated[str, Form()], finger: Annotated[int, Form()] = 0, steps: Steps = None,
                  enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintEnrollOut:

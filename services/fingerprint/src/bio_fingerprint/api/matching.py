@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from bio_fingerprint import exceptions as exc
-from bio_fingerprint.api.deps import AUTH, IMAGE_ERRORS, IdentityDep, RuntimeDep, error_responses, read_files
+from bio_fingerprint.api.deps import AUTH, IdentityDep, RuntimeDep, error_responses, read_files
 from bio_fingerprint.api.processing import Dpi, Enhancement
 from bio_fingerprint.runtime import PREFIX, settings_of
 from bio_fingerprint.schemas import FingerprintIdentifyOut, FingerprintThresholds, FingerprintVerifyOut
@@ -18,7 +18,7 @@ from bio_shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: matching"], dependencies=AUTH)
 PROBE_ERRORS = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.TooFewMinutiae,
-                exc.InvalidRate, exc.InvalidEnhancement, *IMAGE_ERRORS)
+                exc.InvalidRate, exc.InvalidEnhancement, *exc.IMAGE_ERRORS)
 ProbeFile = Annotated[UploadFile | None, File(description="a print image")]
 ProbeTemplate = Annotated[UploadFile | None, File(description="an ISO/IEC 19794-2 or JSON template")]
 TemplateFormat = Annotated[str | None, Form(description="iso or json; guessed when absent")]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from bio_fingerprint import exceptions as exc
-from bio_fingerprint.api.deps import AUTH, IdentityDep, Limit, Offset, RuntimeDep, SessionDep, error_responses
+from bio_fingerprint.api.deps import AUTH, IdentityDep, PageDep, RuntimeDep, SessionDep, error_responses
 from bio_fingerprint.api.templates import TemplateFormat, template_response
 from bio_fingerprint.runtime import PREFIX
 from bio_fingerprint.schemas import FingerprintOutputList, FingerprintOutputOut
@@ -21,9 +21,9 @@ router = APIRouter(prefix=f"{PREFIX}/outputs", tags=["fingerprint: outputs"], de
 
 @router.get("", response_model=FingerprintOutputList, operation_id="fingerprint_list_outputs",
             summary="Processed outputs of the caller, newest first")
-def list_outputs(session: SessionDep, identity: IdentityDep, limit: Limit = 50, offset: Offset = 0,
+def list_outputs(session: SessionDep, identity: IdentityDep, page: PageDep,
                  job_id: Annotated[str | None, Query(max_length=64)] = None) -> FingerprintOutputList:
-    return FingerprintOutputList.model_validate(outputs.list_outputs(session, identity, limit, offset, job_id))
+    return FingerprintOutputList.model_validate(outputs.list_outputs(session, identity, page.limit, page.offset, job_id))
 
 
 @router.get("/{output_id}", response_model=FingerprintOutputOut, operation_id="fingerprint_get_output")

@@ -9,13 +9,14 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from bio_fingerprint import exceptions as exc
-from bio_fingerprint.api.deps import AUTH, IMAGE_ERRORS, IdentityDep, RuntimeDep, StateDep, error_responses, read_files
+from bio_fingerprint.api.deps import AUTH, IdentityDep, RuntimeDep, StateDep, error_responses, read_files
 from bio_fingerprint.runtime import PREFIX
 from bio_fingerprint.schemas import FingerprintExtractOut
 from bio_fingerprint.service import processing
 from bio_fingerprint.service.jobs import submit_batch
 from bio_fingerprint.service.validation import check_finger, check_subject, parse_steps
 from bio_shared.app import accepted
+from bio_shared.errors import InvalidName
 from bio_shared.schemas import JobOut
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: processing"], dependencies=AUTH)
@@ -26,8 +27,8 @@ Enhancement = Annotated[str | None, Form(description="classic or learned")]
 
 @router.post("/jobs/process", status_code=202, response_model=JobOut, operation_id="fingerprint_submit_process_job",
              summary="Batch: process (and optionally enroll) one or many prints as a background job",
-             responses=error_responses(exc.NoFiles, exc.TooManyFiles, exc.StepsNotJson, exc.InvalidEnhancement,
-                                       exc.InvalidFinger, *IMAGE_ERRORS, (422, "invalid_name")))
+             responses=error_responses(exc.NoFiles, exc.TooManyFiles, exc.InvalidSteps, exc.InvalidEnhancement,
+                                       exc.InvalidFinger, *exc.IMAGE_ERRORS, InvalidName))
 async def submit_process(rt: RuntimeDep, identity: IdentityDep, state: StateDep,
                          files: Annotated[list[UploadFile], File()], steps: Steps = None,
                          enhancement: Enhancement = None,
@@ -45,7 +46,7 @@ async def submit_process(rt: RuntimeDep, identity: IdentityDep, state: StateDep,
 
 @router.post("/extract", response_model=FingerprintExtractOut, operation_id="fingerprint_extract_print",
              summary="Process one print now: enhanced image, minutiae and quality (stored as an output)",
-             responses=error_responses(exc.StepsNotJson, exc.InvalidSteps, exc.InvalidEnhancement, *IMAGE_ERRORS))
+             responses=error_responses(exc.InvalidSteps, exc.InvalidEnhancement, *exc.IMAGE_ERRORS))
 async def extract(rt: RuntimeDep, identity: IdentityDep, file: Annotated[UploadFile, File()], steps: Steps = None,
                   enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintExtractOut:
     (data, name), = await read_files(rt, [file])

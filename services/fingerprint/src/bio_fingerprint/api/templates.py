@@ -9,21 +9,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from bio_fingerprint import exceptions as exc
-from bio_fingerprint.api.deps import (
-    AUTH,
-    IdentityDep,
-    Limit,
-    Offset,
-    RuntimeDep,
-    SessionDep,
-    error_responses,
-    read_files,
-)
+from bio_fingerprint.api.deps import AUTH, IdentityDep, PageDep, RuntimeDep, SessionDep, error_responses, read_files
 from bio_fingerprint.engine.template import Template
 from bio_fingerprint.runtime import PREFIX
 from bio_fingerprint.schemas import FingerprintTemplateList, FingerprintTemplateOut
 from bio_fingerprint.service import templates
 from bio_fingerprint.service.codec import template_of
+from bio_shared.errors import InvalidName, PayloadTooLarge
 
 router = APIRouter(prefix=f"{PREFIX}/templates", tags=["fingerprint: templates"], dependencies=AUTH,
                    responses=error_responses(exc.TemplateNotFound))
@@ -43,12 +35,11 @@ def template_response(tpl: Template, fmt: str, ident: str, subject: str | None =
 
 @router.get("", response_model=FingerprintTemplateList, operation_id="fingerprint_list_templates",
             summary="Enrolled templates of the caller")
-def list_templates(session: SessionDep, identity: IdentityDep,
+def list_templates(session: SessionDep, identity: IdentityDep, page: PageDep,
                    subject: Annotated[str | None, Query(max_length=256)] = None,
-                   finger: Annotated[int | None, Query(ge=0, le=10)] = None,
-                   limit: Limit = 100, offset: Offset = 0) -> FingerprintTemplateList:
-    page = templates.list_templates(session, identity, subject, finger, limit, offset)
-    return FingerprintTemplateList.model_validate(page)
+                   finger: Annotated[int | None, Query(ge=0, le=10)] = None) -> FingerprintTemplateList:
+    rows = templates.list_templates(session, identity, subject, finger, page.limit, page.offset)
+    return FingerprintTemplateList.model_validate(rows)
 
 
 @router.get("/{template_id}", response_model=FingerprintTemplateOut, operation_id="fingerprint_get_template")
@@ -67,7 +58,7 @@ def export_template(session: SessionDep, identity: IdentityDep, template_id: str
 @router.post("/import", status_code=201, response_model=FingerprintTemplateOut, operation_id="fingerprint_import_template",
              summary="Enroll an ISO/IEC 19794-2:2005 record or a JSON template",
              responses=error_responses(exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.InvalidFinger,
-                                       exc.TooFewMinutiae, (413, "payload_too_large"), (422, "invalid_name")))
+                                       exc.TooFewMinutiae, PayloadTooLarge, InvalidName))
 async def import_template(rt: RuntimeDep, identity: IdentityDep, file: Annotated[UploadFile, File()],
                           subject: Annotated[str, Form()],
                           finger: Annotated[int | None, Form(description="default: the record's finger position")] = None,

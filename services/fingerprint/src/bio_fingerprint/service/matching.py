@@ -20,6 +20,7 @@ from bio_fingerprint.models import FingerprintTemplate
 from bio_fingerprint.runtime import settings_of, state_of
 from bio_fingerprint.service import calibration
 from bio_fingerprint.service.codec import template_of
+from bio_fingerprint.service.gallery import gallery_of
 from bio_fingerprint.service.processing import process_print
 from bio_fingerprint.service.templates import parse_template
 from bio_fingerprint.service.validation import check_finger, check_rate
@@ -136,11 +137,12 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
              finger: int | None = None) -> IdentifyResult:
     fpir = check_rate(fpir, "fpir") or settings_of(rt).default_fpir
     ext = settings_of(rt).extractor
-    gallery, meta = state_of(rt).galleries.get(rt.sessions, identity.account_id)
+    gallery = gallery_of(state_of(rt).galleries, rt.sessions, identity.account_id)
+    meta = gallery.entries
     considered = [i for i, m in enumerate(meta) if finger is None or m.finger == finger]
     decision = calibration.decide(fpir, max(1, len(considered)), ext)
     with timed_inference("fingerprint", "match-1:N"):
-        scores = gallery.scores(probe.minutiae) if considered else np.zeros(0)
+        scores = gallery.packed.scores(probe.minutiae) if considered else np.zeros(0)
     best: dict[tuple[str, int], tuple[float, int]] = {}
     for i in considered:
         key = (meta[i].subject, meta[i].finger)

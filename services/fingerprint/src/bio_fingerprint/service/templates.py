@@ -21,11 +21,11 @@ from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate
 from bio_fingerprint.runtime import settings_of
 from bio_fingerprint.service.codec import pack
 from bio_fingerprint.service.validation import check_finger, check_subject
-from bio_fingerprint.shared_pending import loads_limited
 from bio_shared.db import session_scope, utcnow
-from bio_shared.errors import BioError
+from bio_shared.errors import InvalidJson
 from bio_shared.identity import Identity
 from bio_shared.jobs import new_id
+from bio_shared.jsonsafe import loads_limited
 from bio_shared.runtime import ServiceRuntime
 
 MIN_MINUTIAE = 5
@@ -73,7 +73,7 @@ def parse_template(data: bytes, fmt: str | None) -> Template:
             return validate_template(Template.from_iso(data))
         try:
             doc = loads_limited(data, field="template", max_bytes=len(data) + 1, max_depth=4)
-        except BioError as exc:
+        except InvalidJson as exc:
             raise InvalidTemplate(f"neither an ISO/IEC 19794-2 record nor a JSON template ({exc.message})") from exc
         if not isinstance(doc, dict):
             raise InvalidTemplate("JSON template must be an object")

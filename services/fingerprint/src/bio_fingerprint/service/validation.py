@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from bio_fingerprint.engine.template import FINGER_POSITIONS
-from bio_fingerprint.exceptions import InvalidFinger, InvalidRate, StepsNotJson
-from bio_fingerprint.shared_pending import clean_name, loads_limited
-from bio_shared.errors import BioError
+from bio_fingerprint.exceptions import InvalidFinger, InvalidRate, InvalidSteps
+from bio_shared.errors import InvalidJson
+from bio_shared.jsonsafe import loads_limited
+from bio_shared.text import clean_name
 
 MAX_SUBJECT = 128  # the column's length
 MAX_STEPS = 32
@@ -35,10 +36,10 @@ def parse_steps(raw: str | None) -> list[dict[str, Any]] | None:
         return None
     try:
         steps = loads_limited(raw, field="steps", max_bytes=20_000, max_depth=3)
-    except BioError as exc:
-        raise StepsNotJson(f"{StepsNotJson.default_message} ({exc.message})", details={"field": "steps"}) from exc
+    except InvalidJson as exc:
+        raise InvalidSteps(f"{InvalidSteps.message} ({exc.message})", details=exc.details) from exc
     if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
-        raise StepsNotJson("steps must be a JSON list of {op, ...parameters} objects")
+        raise InvalidSteps("steps must be a JSON list of {op, ...parameters} objects")
     if len(steps) > MAX_STEPS:
-        raise StepsNotJson(f"at most {MAX_STEPS} steps")
+        raise InvalidSteps(f"at most {MAX_STEPS} steps")
     return steps
