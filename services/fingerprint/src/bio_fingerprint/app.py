@@ -6,6 +6,7 @@ from bio_fingerprint.api import routers
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate, Job
 from bio_fingerprint.runtime import NAME, PREFIX, attach_state, state_of
 from bio_fingerprint.service.jobs import register_jobs
+from bio_fingerprint.service.sync import register_sync_jobs
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.app import create_service_app
 from bio_shared.runtime import ServiceRuntime, build_runtime
@@ -17,6 +18,7 @@ def build(settings: FingerprintSettings | None = None) -> ServiceRuntime:
     rt.owned_models.extend([FingerprintTemplate, FingerprintOutput])
     attach_state(rt)
     register_jobs(rt)
+    register_sync_jobs(rt)
     return rt
 
 

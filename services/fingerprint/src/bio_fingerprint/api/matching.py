@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
@@ -10,28 +10,36 @@ from starlette.concurrency import run_in_threadpool
 from bio_fingerprint import exceptions as exc
 from bio_fingerprint.api.deps import AUTH, IdentityDep, RuntimeDep, error_responses, read_files
 from bio_fingerprint.api.processing import Dpi, Enhancement
-from bio_fingerprint.runtime import PREFIX, settings_of
+from bio_fingerprint.runtime import PREFIX, settings_of, state_of
 from bio_fingerprint.schemas import FingerprintIdentifyOut, FingerprintThresholds, FingerprintVerifyOut
-from bio_fingerprint.service import calibration, matching
-from bio_fingerprint.service.validation import check_rate
+from bio_fingerprint.service import calibration
+from bio_fingerprint.service.matching import probe_from_template
+from bio_fingerprint.service.processing import check_header
+from bio_fingerprint.service.sync import run_now
+from bio_fingerprint.service.validation import check_finger, check_rate
+from bio_shared.errors import TimeBudgetExceeded
 from bio_shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: matching"], dependencies=AUTH)
 PROBE_ERRORS = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.TooFewMinutiae,
-                exc.InvalidRate, exc.InvalidEnhancement, *exc.IMAGE_ERRORS)
+                exc.InvalidRate, exc.InvalidEnhancement, TimeBudgetExceeded, *exc.IMAGE_ERRORS)
 ProbeFile = Annotated[UploadFile | None, File(description="a print image")]
 ProbeTemplate = Annotated[UploadFile | None, File(description="an ISO/IEC 19794-2 or JSON template")]
 TemplateFormat = Annotated[str | None, Form(description="iso or json; guessed when absent")]
 
 
 async def _probe(rt: ServiceRuntime, file: UploadFile | None, template: UploadFile | None, template_format: str | None,
-                 enhancement: str | None, dpi: int) -> matching.Probe:
+                 enhancement: str | None, dpi: int) -> tuple[list[tuple[bytes, str | None]], dict[str, Any]]:
+    """The probe upload and its options, checked as far as possible without the engine."""
     if (file is None) == (template is None):
         raise exc.NoProbe()
-    (data, _), = await read_files(rt, [file or template])  # type: ignore[list-item]
+    files = await read_files(rt, [file or template])  # type: ignore[list-item]
     if file is not None:
-        return await run_in_threadpool(matching.probe_from_image, rt, data, enhancement, dpi)
-    return await run_in_threadpool(matching.probe_from_template, data, template_format)
+        state_of(rt).models.methods(enhancement)
+        check_header(rt, files[0][0])
+        return files, {"probe": "image", "enhancement": enhancement, "dpi": dpi, "template_format": None}
+    probe_from_template(files[0][0], template_format)  # refuses a broken record before a job exists
+    return files, {"probe": "template", "enhancement": None, "dpi": dpi, "template_format": template_format}
 
 
 @router.post("/verify", response_model=FingerprintVerifyOut, operation_id="fingerprint_verify_probe",
@@ -43,10 +51,12 @@ async def verify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None, 
                  subject: Annotated[str | None, Form()] = None, finger: Annotated[int | None, Form()] = None,
                  fmr: Annotated[float | None, Form(description="false-match rate of the decision, e.g. 0.001")] = None,
                  enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintVerifyOut:
-    check_rate(fmr)
-    probe = await _probe(rt, file, template, template_format, enhancement, dpi)
-    result = await run_in_threadpool(lambda: matching.verify(rt, identity, probe, template_id=template_id,
-                                                             subject=subject, finger=finger, fmr=fmr))
+    if not template_id and not subject:
+        raise exc.NoTarget()
+    options = {"fmr": check_rate(fmr), "template_id": template_id, "subject": subject,
+               "finger": None if finger is None else check_finger(finger)}
+    files, probe = await _probe(rt, file, template, template_format, enhancement, dpi)
+    result = await run_in_threadpool(run_now, rt, identity, "verify", files, {**options, **probe})
     return FingerprintVerifyOut.model_validate(result)
 
 
@@ -61,9 +71,9 @@ async def identify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None
                    finger: Annotated[int | None, Form(ge=0, le=10)] = None, enhancement: Enhancement = None,
                    dpi: Dpi = 500) -> FingerprintIdentifyOut:
     rate = check_rate(fpir, "fpir") if fpir is not None else check_rate(fmr)
-    probe = await _probe(rt, file, template, template_format, enhancement, dpi)
-    result = await run_in_threadpool(lambda: matching.identify(rt, identity, probe, top_k=top_k, fpir=rate,
-                                                               finger=finger))
+    files, probe = await _probe(rt, file, template, template_format, enhancement, dpi)
+    options = {"fpir": rate, "top_k": top_k, "finger": finger, **probe}
+    result = await run_in_threadpool(run_now, rt, identity, "identify", files, options)
     return FingerprintIdentifyOut.model_validate(result)
 
 

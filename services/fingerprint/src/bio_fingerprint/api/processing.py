@@ -14,9 +14,10 @@ from bio_fingerprint.runtime import PREFIX
 from bio_fingerprint.schemas import FingerprintExtractOut
 from bio_fingerprint.service import processing
 from bio_fingerprint.service.jobs import submit_batch
+from bio_fingerprint.service.sync import run_now
 from bio_fingerprint.service.validation import check_finger, check_subject, parse_steps
 from bio_shared.app import accepted
-from bio_shared.errors import InvalidName
+from bio_shared.errors import InvalidName, TimeBudgetExceeded
 from bio_shared.schemas import JobOut
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: processing"], dependencies=AUTH)
@@ -46,10 +47,11 @@ async def submit_process(rt: RuntimeDep, identity: IdentityDep, state: StateDep,
 
 @router.post("/extract", response_model=FingerprintExtractOut, operation_id="fingerprint_extract_print",
              summary="Process one print now: enhanced image, minutiae and quality (stored as an output)",
-             responses=error_responses(exc.InvalidSteps, exc.InvalidEnhancement, *exc.IMAGE_ERRORS))
-async def extract(rt: RuntimeDep, identity: IdentityDep, file: Annotated[UploadFile, File()], steps: Steps = None,
-                  enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintExtractOut:
-    (data, name), = await read_files(rt, [file])
-    result = await run_in_threadpool(lambda: processing.extract(rt, identity.account_id, data, name,
-                                                                steps=parse_steps(steps), preset=enhancement, dpi=dpi))
-    return FingerprintExtractOut.model_validate(result)
+             responses=error_responses(exc.InvalidSteps, exc.InvalidEnhancement, TimeBudgetExceeded, *exc.IMAGE_ERRORS))
+async def extract(rt: RuntimeDep, identity: IdentityDep, state: StateDep, file: Annotated[UploadFile, File()],
+                  steps: Steps = None, enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintExtractOut:
+    options = {"steps": parse_steps(steps), "enhancement": enhancement, "dpi": dpi}
+    state.models.methods(enhancement)
+    files = await read_files(rt, [file])
+    processing.check_header(rt, files[0][0])
+    return FingerprintExtractOut.model_validate(await run_in_threadpool(run_now, rt, identity, "extract", files, options))

@@ -18,7 +18,7 @@ from bio_fingerprint.models import FingerprintOutput
 from bio_fingerprint.runtime import settings_of
 from bio_fingerprint.schemas import FingerprintOutputOut, FingerprintTemplateOut
 from bio_fingerprint.service.enrollment import enroll_image
-from bio_fingerprint.service.processing import check_header, process_bytes
+from bio_fingerprint.service.processing import check_headers, process_bytes
 from bio_shared.errors import BioError, Unprocessable
 from bio_shared.identity import Identity
 from bio_shared.jobs import JobContext
@@ -36,11 +36,7 @@ def submit_batch(rt: ServiceRuntime, identity: Identity, files: list[tuple[bytes
     limit = settings_of(rt).batch_max_files
     if len(files) > limit:
         raise TooManyFiles(f"at most {limit} files per job", details={"limit": limit})
-    for i, (data, name) in enumerate(files):
-        try:
-            check_header(rt, data)
-        except BioError as exc:
-            raise with_file(exc, name, i) from exc
+    check_headers(rt, files)
     keys: list[str] = []
     try:
         for data, _ in files:

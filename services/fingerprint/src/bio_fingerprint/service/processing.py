@@ -12,12 +12,12 @@ from PIL import Image, UnidentifiedImageError
 
 from bio_fingerprint.engine.pipeline import Processed, Quality
 from bio_fingerprint.engine.template import TYPE_NAMES
-from bio_fingerprint.exceptions import NotAPrint
+from bio_fingerprint.exceptions import NotAPrint, with_file
 from bio_fingerprint.models import FingerprintOutput
 from bio_fingerprint.runtime import settings_of, state_of
 from bio_fingerprint.service.codec import pack
 from bio_shared.db import session_scope, utcnow
-from bio_shared.errors import PayloadTooLarge, Unprocessable, UnsupportedMedia
+from bio_shared.errors import BioError, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from bio_shared.images import ALLOWED_FORMATS, check_size, encode_png
 from bio_shared.inference import timed_inference
 from bio_shared.jobs import new_id
@@ -76,6 +76,15 @@ def check_header(rt: ServiceRuntime, data: bytes) -> None:
     if min(w, h) < s.min_image_side:
         raise Unprocessable(f"image is {w}x{h}; each side must be at least {s.min_image_side} pixels",
                             code="image_too_small")
+
+
+def check_headers(rt: ServiceRuntime, files: list[tuple[bytes, str | None]]) -> None:
+    """check_header of every file of a multi-file request; the error names the file and its index."""
+    for i, (data, name) in enumerate(files):
+        try:
+            check_header(rt, data)
+        except BioError as exc:
+            raise with_file(exc, name, i) from exc
 
 
 def process_print(rt: ServiceRuntime, data: bytes, *, steps: list[dict] | None = None, preset: str | None = None,
