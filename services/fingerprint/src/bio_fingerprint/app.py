@@ -1,5 +1,7 @@
 """create_app(settings) -> FastAPI for the fingerprint service."""
 
+from typing import cast
+
 from fastapi import FastAPI
 
 from bio_fingerprint.api import routers
@@ -14,7 +16,8 @@ from bio_shared.services import ServiceSpec
 
 
 def build(settings: FingerprintSettings | None = None) -> ServiceRuntime:
-    rt = build_runtime(NAME, "bio_fingerprint", PREFIX, settings or FingerprintSettings(), Job)
+    # ServiceRuntime is invariant in its settings type: the service reads its own through runtime.settings_of
+    rt = cast(ServiceRuntime, build_runtime(NAME, "bio_fingerprint", PREFIX, settings or FingerprintSettings(), Job))
     rt.owned_models.extend([FingerprintTemplate, FingerprintOutput])
     attach_state(rt)
     register_jobs(rt)

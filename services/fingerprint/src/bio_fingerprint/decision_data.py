@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,5 +73,6 @@ def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
     templates = _extract(rows)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(cache, **{f"t{i}": t for i, t in enumerate(templates)})
+        arrays: dict[str, Any] = {f"t{i}": t for i, t in enumerate(templates)}
+        np.savez(cache, **arrays)
     return PrintSet(name, fingers, templates)

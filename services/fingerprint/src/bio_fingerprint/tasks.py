@@ -2,6 +2,7 @@
 scheduled clean-up of old outputs, or run ``celery -A bio_fingerprint.tasks beat`` once per deployment)."""
 
 from bio_fingerprint.app import build
+from bio_fingerprint.runtime import settings_of
 from bio_fingerprint.schemas import FingerprintCleanupOut
 from bio_fingerprint.service.outputs import cleanup
 
@@ -19,7 +20,7 @@ def cleanup_outputs() -> dict:
 app.conf.beat_schedule = {
     "fingerprint-cleanup-outputs": {
         "task": "bio_fingerprint.cleanup_outputs",
-        "schedule": runtime.settings.cleanup_interval_s,
+        "schedule": settings_of(runtime).cleanup_interval_s,
         "options": {"queue": runtime.name},
     },
 }

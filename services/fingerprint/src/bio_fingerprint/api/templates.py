@@ -20,7 +20,7 @@ from bio_shared.errors import InvalidName, PayloadTooLarge
 router = APIRouter(prefix=f"{PREFIX}/templates", tags=["fingerprint: templates"], dependencies=AUTH,
                    responses=error_responses(exc.TemplateNotFound))
 TemplateFormat = Annotated[str, Query(pattern="^(iso|json)$", description="iso or json")]
-EXPORT_CONTENT = {200: {"content": {"application/octet-stream": {}, "application/json": {}}}}
+EXPORT_CONTENT: dict[int | str, dict[str, Any]] = {200: {"content": {"application/octet-stream": {}, "application/json": {}}}}
 
 
 def template_response(tpl: Template, fmt: str, ident: str, subject: str | None = None) -> Response:

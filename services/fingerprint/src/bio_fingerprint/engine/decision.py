@@ -83,7 +83,8 @@ def shipped_table(extractor: str = "leader") -> dict[str, Any]:
     """The score-to-FMR table measured on impostor comparisons (``bio-fingerprint calibrate``), one per
     minutiae extractor (their score distributions differ)."""
     path = resources.files("bio_fingerprint") / "weights" / f"score_fmr_{extractor}.json"
-    return json.loads(path.read_text())
+    table: dict[str, Any] = json.loads(path.read_text())
+    return table
 
 
 @lru_cache(maxsize=4)

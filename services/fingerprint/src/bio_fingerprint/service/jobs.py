@@ -63,13 +63,13 @@ def _run_one(rt: ServiceRuntime, ctx: JobContext, name: str, key: str | None, op
     if not rt.blobs.exists(key):
         raise InputMissing()
     data = rt.blobs.get(key)
-    common = {"steps": opts.get("steps"), "preset": opts.get("enhancement"), "dpi": int(opts.get("dpi", 500)),
-              "job_id": ctx.id}
+    steps, preset, dpi = opts.get("steps"), opts.get("enhancement"), int(opts.get("dpi", 500))
     if opts.get("subject"):
-        e = enroll_image(rt, ctx.owner_id, data, name, opts["subject"], int(opts.get("finger", 0)), **common)
+        e = enroll_image(rt, ctx.owner_id, data, name, opts["subject"], int(opts.get("finger", 0)), steps=steps,
+                         preset=preset, dpi=dpi, job_id=ctx.id)
         return {"status": "succeeded", "output": _output_json(e.output),
                 "template": FingerprintTemplateOut.model_validate(e.template).model_dump(mode="json")}
-    row, _ = process_bytes(rt, ctx.owner_id, data, name, **common)
+    row, _ = process_bytes(rt, ctx.owner_id, data, name, steps=steps, preset=preset, dpi=dpi, job_id=ctx.id)
     return {"status": "succeeded", "output": _output_json(row)}
 
 
@@ -77,7 +77,7 @@ def run_process_job(rt: ServiceRuntime, ctx: JobContext) -> dict[str, Any]:
     inputs = ctx.params["inputs"]
     opts = ctx.params.get("options") or {}
     with rt.sessions() as s:  # a retried job keeps what an earlier attempt finished
-        done = {r.filename: r for r in s.scalars(select(FingerprintOutput).where(
+        done = {r.filename or "": r for r in s.scalars(select(FingerprintOutput).where(
             FingerprintOutput.job_id == ctx.id, FingerprintOutput.owner_id == ctx.owner_id))}
     items = []
     for i, item in enumerate(inputs):

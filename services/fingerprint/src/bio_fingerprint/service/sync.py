@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import delete
 
 from bio_fingerprint.exceptions import InputMissing, with_file
+from bio_fingerprint.models import Job
 from bio_fingerprint.runtime import settings_of
 from bio_fingerprint.schemas import (
     FingerprintDistortionOut,
@@ -89,13 +90,16 @@ def _run(rt: ServiceRuntime, use_case: UseCase, ctx: JobContext) -> dict[str, An
 
 
 def register_sync_jobs(rt: ServiceRuntime) -> None:
+    def handler(use_case: UseCase) -> Callable[[JobContext], dict[str, Any]]:
+        return lambda ctx: _run(rt, use_case, ctx)
+
     for kind, use_case in USE_CASES.items():
-        rt.jobs.handler(f"sync-{kind}")(lambda ctx, uc=use_case: _run(rt, uc, ctx))
+        rt.jobs.handler(f"sync-{kind}")(handler(use_case))
 
 
 def _forget(rt: ServiceRuntime, job_id: str) -> None:
     with session_scope(rt.sessions) as s:
-        s.execute(delete(rt.jobs.model).where(rt.jobs.model.id == job_id))
+        s.execute(delete(Job).where(Job.id == job_id))
 
 
 def run_now(rt: ServiceRuntime, identity: Identity, kind: str, files: Files, options: dict[str, Any]) -> dict[str, Any]:
