@@ -25,7 +25,7 @@ PROBE_ERRORS = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.Invalid
                 exc.InvalidRate, exc.InvalidEnhancement, TimeBudgetExceeded, *exc.IMAGE_ERRORS)
 ProbeFile = Annotated[UploadFile | None, File(description="a print image")]
 ProbeTemplate = Annotated[UploadFile | None, File(description="an ISO/IEC 19794-2 or JSON template")]
-TemplateFormat = Annotated[str | None, Form(description="iso or json; guessed when absent")]
+TemplateFormat = Annotated[str | None, Form(max_length=8, description="iso or json; guessed when absent")]
 
 
 async def _probe(rt: ServiceRuntime, file: UploadFile | None, template: UploadFile | None, template_format: str | None,
@@ -47,8 +47,8 @@ async def _probe(rt: ServiceRuntime, file: UploadFile | None, template: UploadFi
                      "templates (threshold chosen so the decision's FMR is the requested one)",
              responses=error_responses(*PROBE_ERRORS, exc.NoTarget, exc.InvalidFinger, exc.TemplateNotFound))
 async def verify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None, template: ProbeTemplate = None,
-                 template_format: TemplateFormat = None, template_id: Annotated[str | None, Form()] = None,
-                 subject: Annotated[str | None, Form()] = None, finger: Annotated[int | None, Form()] = None,
+                 template_format: TemplateFormat = None, template_id: Annotated[str | None, Form(max_length=64)] = None,
+                 subject: Annotated[str | None, Form(max_length=256)] = None, finger: Annotated[int | None, Form()] = None,
                  fmr: Annotated[float | None, Form(description="false-match rate of the decision, e.g. 0.001")] = None,
                  enhancement: Enhancement = None, dpi: Dpi = 500) -> FingerprintVerifyOut:
     if not template_id and not subject:

@@ -23,7 +23,7 @@ from bio_shared.schemas import JobOut
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: processing"], dependencies=AUTH)
 Dpi = Annotated[int, Form(ge=100, le=2000, description="resolution of the print in dots per inch")]
 Steps = Annotated[str | None, Form(description='classic steps before enhancement, JSON: [{"op": "clahe", ...}]')]
-Enhancement = Annotated[str | None, Form(description="classic or learned")]
+Enhancement = Annotated[str | None, Form(max_length=32, description="classic or learned")]
 
 
 @router.post("/jobs/process", status_code=202, response_model=JobOut, operation_id="fingerprint_submit_process_job",
@@ -38,7 +38,7 @@ async def submit_process(rt: RuntimeDep, identity: IdentityDep, state: StateDep,
     options: dict[str, Any] = {"steps": parse_steps(steps), "enhancement": enhancement, "dpi": dpi}
     if enhancement:
         state.models.methods(enhancement)
-    if subject is not None:
+    if subject:  # an empty field means: process only
         options.update(subject=check_subject(subject), finger=check_finger(finger))
     data = await read_files(rt, files)
     job = await run_in_threadpool(submit_batch, rt, identity, data, options)
