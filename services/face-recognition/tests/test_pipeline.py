@@ -148,7 +148,7 @@ def test_gallery_search_is_exact_against_brute_force():
         q = rng.normal(0, 0.1, 128).astype(np.float32)
         d = np.linalg.norm(matrix - q, axis=1)
         best = {}
-        for p, e, dist in zip(people, ids, d):
+        for p, e, dist in zip(people, ids, d, strict=True):
             if p not in best or dist < best[p][0]:
                 best[p] = (dist, e)
         expected = sorted(best.items(), key=lambda kv: kv[1][0])[:7]

@@ -1,31 +1,41 @@
 """create_app(settings) -> FastAPI for the face recognition service."""
 
+from __future__ import annotations
+
+from functools import partial
+
 from fastapi import FastAPI
 
 from bio_face_recognition.api import routers
-from bio_face_recognition.models import Job
-from bio_face_recognition.service import register_jobs
+from bio_face_recognition.models import OWNED_MODELS, Job
+from bio_face_recognition.runtime import NAME, PREFIX, face_state, new_state
+from bio_face_recognition.service.bulk import register_enroll_zip
+from bio_face_recognition.service.unknowns import start_purger
 from bio_face_recognition.settings import FaceRecognitionSettings
 from bio_shared.app import create_service_app
+from bio_shared.images import fit_rgb
 from bio_shared.runtime import ServiceRuntime, build_runtime
 from bio_shared.services import ServiceSpec
-
-NAME, PREFIX = "face_recognition", "/api/v1/faces"
+from bio_shared.uploads import register_normalize_job
 
 
 def build(settings: FaceRecognitionSettings | None = None) -> ServiceRuntime:
-    rt = build_runtime(NAME, "bio_face_recognition", PREFIX, settings or FaceRecognitionSettings(), Job)
-    register_jobs(rt)
+    """The runtime with this service's state and job handlers (API processes, workers and the CLI)."""
+    settings = settings or FaceRecognitionSettings()
+    rt = build_runtime(NAME, "bio_face_recognition", PREFIX, settings, Job)
+    rt.state = new_state(rt)  # type: ignore[attr-defined]
+    rt.owned_models.extend(OWNED_MODELS)
+    register_normalize_job(rt, partial(fit_rgb, max_side=settings.max_side), mode="rgb")
+    register_enroll_zip(rt)
     return rt
 
 
 def create_app(settings: FaceRecognitionSettings | None = None) -> FastAPI:
     rt = build(settings)
-    faces = rt.options["faces"]
 
     def startup() -> None:
-        faces.pipeline  # noqa: B018 - load the dlib models once, before the first request
-        faces.start_purger()
+        face_state(rt).pipeline  # noqa: B018 - load the dlib models once, before the first request
+        start_purger(rt)
 
     return create_service_app(
         rt, title="Face recognition service", routers=routers(rt), on_startup=startup,

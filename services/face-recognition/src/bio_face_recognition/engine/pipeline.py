@@ -114,7 +114,7 @@ class FacePipeline:
             with self.models.dnn_lock:
                 return [(d.rect, float(d.confidence)) for d in cnn(img, 0)]
         rects, scores, _ = self.models.hog.run(img, 0, 0.0)
-        return list(zip(rects, (float(s) for s in scores)))
+        return list(zip(rects, (float(s) for s in scores), strict=True))
 
     def detect(self, rgb: np.ndarray, detector: Detector = "hog", min_face_px: int | None = None
                ) -> list[tuple[tuple[float, float, float, float], float]]:
@@ -157,7 +157,7 @@ class FacePipeline:
             boxes = sorted(boxes, key=lambda b: -(b[0][2] - b[0][0]) * (b[0][3] - b[0][1]))[:max_faces]
         faces = [self.describe(rgb, box, score, landmarks=landmarks, embed=False) for box, score in boxes]
         if embed and faces:
-            for face, vector in zip(faces, self.embed_chips(np.stack([f.chip for f in faces]))):
+            for face, vector in zip(faces, self.embed_chips(np.stack([f.chip for f in faces])), strict=True):
                 face.embedding = vector
         return faces
 
