@@ -238,7 +238,8 @@ def db_load(n: int, rng: np.random.Generator) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person
-    from bio_face_recognition.service import load_gallery, vector_bytes
+    from bio_face_recognition.service.common import vector_bytes
+    from bio_face_recognition.service.galleries import load_gallery
     from bio_shared.db import dispose_engines, get_engine, migrate, session_factory, utcnow
 
     m = load_models()
