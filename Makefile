@@ -26,8 +26,8 @@ $(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(adds
 	$(PIP) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	@touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
-	$(PIP) -c constraints.txt -r requirements-test.txt
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt shared/testing/pyproject.toml
+	$(PIP) -c constraints.txt -r requirements-test.txt -e shared/testing
 	@touch $@
 
 # Command-line tools the deployment tests run for real: docker-compose (config validation), promtool

@@ -23,7 +23,7 @@ from fastapi.testclient import TestClient
 from bio_fingerprint.app import PREFIX, create_app
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.db import migrate
-from bio_shared.testing import identity_headers
+from bio_testing.shared import identity_headers
 
 pytestmark = pytest.mark.integration
 

@@ -37,7 +37,7 @@ from bio_shared.db import alembic_config, downgrade, get_engine, migrate, sessio
 from bio_shared.identity import IDENTITY_HEADER
 from bio_shared.services import ENTRY_POINT_GROUP, ServiceSpec, discover_services
 from bio_shared.settings import CommonSettings
-from bio_shared.testing import (
+from bio_testing.shared import (
     ServiceClient,
     ServiceStarter,
     check_downscaled_photo,

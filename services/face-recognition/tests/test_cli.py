@@ -15,7 +15,7 @@ from bio_face_recognition.evaluation import Dataset, Sample, eer, rank1, verific
 from bio_face_recognition.models import FaceEmbedding, FaceEvent
 from bio_face_recognition.runtime import face_state
 from bio_shared.db import session_scope
-from bio_shared.testing import sample_jpeg
+from bio_testing.shared import sample_jpeg
 
 
 @pytest.fixture

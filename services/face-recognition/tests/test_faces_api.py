@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person, UnknownFace
 from bio_face_recognition.runtime import face_state
-from bio_shared.testing import ServiceClient, png_bytes, sample_jpeg
+from bio_testing.shared import ServiceClient, png_bytes, sample_jpeg
 
 P = "/api/v1/faces/events"
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person
-from bio_shared.testing import ServiceClient, png_bomb, sample_jpeg
+from bio_testing.shared import ServiceClient, png_bomb, sample_jpeg
 
 P = "/api/v1/faces/events"
 GIB = 1 << 30

@@ -167,9 +167,10 @@ def api_latency(data_dir: Path, enroll_photos: list[Path], probes: list[Path], r
                 tok = c.post("/api/v1/auth/login", data={"username": "bench@example.org", "password": pw}).json()
                 headers = {"Authorization": f"Bearer {tok['access_token']}"}
             else:
-                from bio_shared.testing import identity_headers
+                from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 
-                headers = identity_headers(app.state.runtime.settings.internal_secret, "bench")
+                secret = app.state.runtime.settings.internal_secret
+                headers = {IDENTITY_HEADER: sign_identity(Identity("bench", "user"), secret)}
             eid = c.post("/api/v1/faces/events", json={"name": "bench"}, headers=headers).json()["id"]
             times = []
             for i, p in enumerate(enroll_photos):
