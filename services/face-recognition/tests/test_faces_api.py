@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person, UnknownFace
 from bio_face_recognition.runtime import face_state
+from bio_shared.scoring import load_calibration
 from bio_testing.shared import ServiceClient, png_bytes, sample_jpeg
 
 P = "/api/v1/faces/events"
@@ -94,7 +95,7 @@ def test_people_enroll_list_rename_delete_and_images(start, photos):
     obama = enroll(svc, eid, "Barack Obama", photos["obama_a"], photos["obama_b"])
     assert obama["image_count"] == 2 and len(obama["added"]) == 2 and obama["warnings"] == []
     img = obama["images"][0]
-    assert img["model"] == "dlib_face_recognition_resnet_model_v1" and img["model_version"] and img["image_kept"]
+    assert (img["model"], img["model_version"]) == ("dlib_resnet_v1", "1") and img["image_kept"]
     assert img["quality"]["face_px"] >= 40 and img["quality"]["sharpness"] > 12
     hopkins = enroll(svc, eid, "Anthony Hopkins", photos["hopkins_a"])
     same_name = enroll(svc, eid, "Anthony Hopkins", photos["hopkins_b"], status=409)
@@ -255,6 +256,11 @@ def test_unknown_face_confirmed_as_new_person_is_recognised_next_time(start, pho
     first = identify(svc, eid, photos["clapton_a"])
     (face,) = first["faces"]
     assert not face["passed"] and face["unknown_id"]
+    # a stranger gets no name: no match, and every candidate says it did not pass
+    (cand,) = face["candidates"]
+    assert face["match"] is None and cand["person_name"] == "Obama" and cand["passed"] is False
+    assert abs(cand["confidence"] - load_calibration("dlib_resnet_v1").score(cand["distance"])) < 1e-5
+    assert cand["confidence"] < 0.5
     unknowns = svc.client.get(f"{P}/{eid}/unknowns", headers=svc.auth()).json()
     assert unknowns["total"] == 1 and unknowns["items"][0]["id"] == face["unknown_id"]
     assert unknowns["items"][0]["best_distance"] > 0.6

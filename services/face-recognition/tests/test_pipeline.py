@@ -34,8 +34,11 @@ def embeddings(pipeline, data_dir):
 def test_embeddings_are_128_float32_and_carry_the_model_identity(embeddings, pipeline):
     for v in embeddings.values():
         assert v.shape == (EMBEDDING_DIM,) and v.dtype == np.float32 and np.isfinite(v).all()
-    assert pipeline.model_name == "dlib_face_recognition_resnet_model_v1"
-    assert "+" in pipeline.model_version and len(pipeline.model_version.split("+")[1]) == 12
+    # the platform's one id for the dlib descriptor, and its one loader (shared with face-verify)
+    from bio_shared.model_registry import DLIB_RESNET_V1, load
+
+    assert (pipeline.model_name, pipeline.model_version) == (DLIB_RESNET_V1.name, DLIB_RESNET_V1.version)
+    assert pipeline.net is load(DLIB_RESNET_V1)
 
 
 def test_same_person_is_below_the_threshold_and_different_people_above(embeddings):

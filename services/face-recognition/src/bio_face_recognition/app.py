@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from bio_face_recognition.api import routers
 from bio_face_recognition.models import OWNED_MODELS, Job
-from bio_face_recognition.runtime import NAME, PREFIX, face_state, new_state
+from bio_face_recognition.runtime import NAME, PREFIX, FaceState, face_state, new_state
 from bio_face_recognition.service.bulk import register_enroll_zip
 from bio_face_recognition.service.unknowns import start_purger
 from bio_face_recognition.settings import FaceRecognitionSettings
@@ -19,11 +19,11 @@ from bio_shared.services import ServiceSpec
 from bio_shared.uploads import register_normalize_job
 
 
-def build(settings: FaceRecognitionSettings | None = None) -> ServiceRuntime:
+def build(settings: FaceRecognitionSettings | None = None) -> ServiceRuntime[FaceState]:
     """The runtime with this service's state and job handlers (API processes, workers and the CLI)."""
     settings = settings or FaceRecognitionSettings()
-    rt = build_runtime(NAME, "bio_face_recognition", PREFIX, settings, Job)
-    rt.state = new_state(rt)  # type: ignore[attr-defined]
+    rt: ServiceRuntime[FaceState] = build_runtime(NAME, "bio_face_recognition", PREFIX, settings, Job,
+                                                   state=new_state(settings))
     rt.owned_models.extend(OWNED_MODELS)
     register_normalize_job(rt, partial(fit_rgb, max_side=settings.max_side), mode="rgb")
     register_enroll_zip(rt)

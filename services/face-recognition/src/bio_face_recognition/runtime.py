@@ -1,5 +1,5 @@
-"""What a face recognition process holds besides the shared runtime: its models, its gallery cache and its
-distance-to-confidence mapping, as one typed object (``face_state(rt)``)."""
+"""What a face recognition process holds besides the shared runtime: its models, its gallery cache and the
+platform's distance-to-confidence mapping, as one typed object (``rt.state``, read with ``face_state``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import threading
 from dataclasses import dataclass, field
 from typing import cast
 
-from bio_face_recognition.engine.gallery import confidence
+from bio_face_recognition.engine.models import MODEL_ID
 from bio_face_recognition.engine.pipeline import FacePipeline
 from bio_face_recognition.service.galleries import EventGalleries
 from bio_face_recognition.settings import FaceRecognitionSettings
 from bio_shared.runtime import ServiceRuntime
+from bio_shared.scoring import DistanceCalibration, load_calibration
 
 NAME, PREFIX = "face_recognition", "/api/v1/faces"
 
@@ -20,6 +21,7 @@ NAME, PREFIX = "face_recognition", "/api/v1/faces"
 class FaceState:
     settings: FaceRecognitionSettings
     galleries: EventGalleries
+    calibration: DistanceCalibration
     _pipeline: FacePipeline | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -33,20 +35,20 @@ class FaceState:
                                                   descriptor=self.settings.descriptor)
         return self._pipeline
 
-    def confidence(self, distance: float) -> float:
-        """The platform's calibrated distance-to-score mapping of the dlib descriptor."""
-        return confidence(distance)
-
     @property
     def model(self) -> tuple[str, str]:
-        """The (name, version) stored with every embedding this process makes."""
-        return self.pipeline.model_name, self.pipeline.model_version
+        """The model id stored with every embedding (the same weights whichever forward pass runs them)."""
+        return MODEL_ID.name, MODEL_ID.version
+
+    def confidence(self, distance: float) -> float:
+        """The platform's calibrated score of a descriptor distance (bio_shared/calibration/dlib_resnet_v1.json)."""
+        return self.calibration.score(distance)
 
 
-def new_state(rt: ServiceRuntime) -> FaceState:
-    settings = cast(FaceRecognitionSettings, rt.settings)
-    return FaceState(settings=settings, galleries=EventGalleries(settings.gallery_cache_bytes, rt.name))
+def new_state(settings: FaceRecognitionSettings) -> FaceState:
+    return FaceState(settings=settings, galleries=EventGalleries(settings.gallery_cache_events, NAME),
+                     calibration=load_calibration(MODEL_ID.name))
 
 
 def face_state(rt: ServiceRuntime) -> FaceState:
-    return cast(FaceState, rt.state)  # type: ignore[attr-defined]
+    return cast(FaceState, rt.state)

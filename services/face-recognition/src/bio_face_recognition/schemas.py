@@ -5,21 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bio_face_recognition.service.common import clean_name
-
-
-def _safe(value: str) -> str:
-    try:
-        return clean_name(value)
-    except Exception as exc:  # pydantic reports a ValueError as a 422 validation error
-        raise ValueError(str(exc)) from None
-
-
-SafeName = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_safe)]
+from bio_shared.schemas import SafeName
 
 
 class Out(BaseModel):

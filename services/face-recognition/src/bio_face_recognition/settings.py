@@ -28,6 +28,6 @@ class FaceRecognitionSettings(CommonSettings):
     max_zip_entries: int = Field(10_000, ge=1, description="files in one enrollment archive")
     max_zip_uncompressed_bytes: int = Field(2 << 30, ge=1 << 20, description="bytes one archive job may "
                                             "decompress in total (counted as read, never from the headers)")
-    # cached embedding matrices per process (least recently used event dropped first)
-    gallery_cache_bytes: int = Field(1 << 30, ge=1 << 20)
+    # cached embedding matrices per process (least recently used event dropped first; 100,000 people = 50 MB)
+    gallery_cache_events: int = Field(32, ge=1, le=10_000)
     unknown_purge_interval_s: float = Field(600.0, gt=0)

@@ -1,20 +1,20 @@
 """Dependencies of the face recognition routes, by type: ``RuntimeDep``, ``IdentityDep``, ``OwnerDep``,
-``PageDep``; ``require_identity`` guards every router."""
+and the shared ``PageDep``; ``require_identity`` guards every router."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request, UploadFile
+from fastapi import Depends, Request, UploadFile
 
 from bio_face_recognition.exceptions import TooManyImages
-from bio_face_recognition.runtime import PREFIX, FaceState, face_state
+from bio_face_recognition.runtime import PREFIX, face_state
 from bio_face_recognition.service.common import Upload
 from bio_shared.errors import BioError
 from bio_shared.identity import Identity
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import read_upload
+from bio_shared.web.pagination import PageDep as PageDep
 
 EVENTS = f"{PREFIX}/events"
 
@@ -31,29 +31,12 @@ def _owner(identity: Annotated[Identity, Depends(_identity)]) -> str:
     return identity.account_id
 
 
-def _state(rt: Annotated[ServiceRuntime, Depends(_runtime)]) -> FaceState:
-    return face_state(rt)
-
-
 RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
 IdentityDep = Annotated[Identity, Depends(_identity)]
 OwnerDep = Annotated[str, Depends(_owner)]
-FacesDep = Annotated[FaceState, Depends(_state)]
 require_identity = Depends(_identity)
 
 
-@dataclass(frozen=True)
-class Page:
-    limit: int
-    offset: int
-
-
-def _page(limit: Annotated[int, Query(ge=1, le=500)] = 50,
-          offset: Annotated[int, Query(ge=0, le=10**9)] = 0) -> Page:
-    return Page(limit, offset)
-
-
-PageDep = Annotated[Page, Depends(_page)]
 
 
 async def read_uploads(rt: ServiceRuntime, files: list[UploadFile]) -> list[Upload]:

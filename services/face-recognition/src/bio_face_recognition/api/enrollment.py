@@ -24,7 +24,7 @@ from bio_face_recognition.exceptions import (
     error_responses,
 )
 from bio_face_recognition.service import enrollment
-from bio_face_recognition.service.common import clean_name
+from bio_shared.text import clean_name
 
 router = APIRouter(prefix=EVENTS, tags=["face_recognition: enrollment"], dependencies=[require_identity])
 ENROLL_ERRORS = (EventNotFound, NoImages, TooManyImages, NoFace, MultipleFaces, FaceTooSmall, FaceTooBlurred,

@@ -19,7 +19,7 @@ from bio_face_recognition.exceptions import (
     error_responses,
 )
 from bio_face_recognition.service import people
-from bio_face_recognition.service.common import clean_name
+from bio_shared.text import clean_name
 
 router = APIRouter(prefix=EVENTS, tags=["face_recognition: people"], dependencies=[require_identity])
 PERSON_ERRORS = error_responses(EventNotFound, PersonNotFound)

@@ -21,7 +21,7 @@ import cv2
 import dlib
 import numpy as np
 
-from bio_face_recognition.engine.models import DlibModels, load_models, model_path
+from bio_face_recognition.engine.models import MODEL_ID, DlibModels, load_models
 
 Detector = Literal["hog", "cnn"]
 HOG_WINDOW = 80  # px: the smallest face the frontal HOG detector finds at scale 1
@@ -92,9 +92,9 @@ class FacePipeline:
         self.net = None
         if descriptor == "torch":
             try:
-                from bio_shared.dlib_resnet import load_torch_resnet
+                from bio_shared.model_registry import load
 
-                self.net = load_torch_resnet(model_path("resnet"))
+                self.net = load(MODEL_ID)  # the registered loader: bio_shared.dlib_resnet on torch
             except ImportError:  # torch not installed: dlib's own forward pass
                 self.net = None
         self.descriptor = "torch" if self.net is not None else "dlib"

@@ -13,12 +13,13 @@ from bio_face_recognition.exceptions import InputMissing, PersonNameTaken
 from bio_face_recognition.models import FaceEmbedding, Person
 from bio_face_recognition.runtime import face_state
 from bio_face_recognition.service.archive import Entry, open_checked, zip_entries
-from bio_face_recognition.service.common import Upload, clean_name, get_event
+from bio_face_recognition.service.common import Upload, get_event
 from bio_face_recognition.service.enrollment import enroll
 from bio_shared.errors import BioError, NotFound
 from bio_shared.identity import Identity
 from bio_shared.jobs import JobContext
 from bio_shared.runtime import ServiceRuntime
+from bio_shared.text import clean_name
 
 log = logging.getLogger(__name__)
 ENROLL_ZIP_KIND = "enroll_zip"

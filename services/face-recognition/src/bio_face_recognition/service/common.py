@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bio_face_recognition.engine.pipeline import Face
-from bio_face_recognition.exceptions import EventNotFound, InvalidName, PersonNotFound
+from bio_face_recognition.exceptions import EventNotFound, PersonNotFound
 from bio_face_recognition.models import FaceEvent, Person
 from bio_shared.db import utcnow
 from bio_shared.images import DecodedImage
@@ -91,25 +91,3 @@ def vector_bytes(v: np.ndarray | None) -> bytes:
 def face_quality(face: Face) -> dict[str, Any]:
     return {"face_px": face.size, "sharpness": round(face.sharpness, 2), "detector_score": round(face.score, 3)}
 
-
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
-
-
-def clean_name(value: str, *, field: str = "name", max_len: int = 200) -> str:
-    """NFC-normalised and stripped; empty, control characters (NUL included) and bidirectional overrides
-    or isolates are refused (422 ``invalid_name``)."""
-    import unicodedata
-
-    text = unicodedata.normalize("NFC", value).strip()
-    reason = None
-    if not text:
-        reason = "is empty"
-    elif len(text) > max_len:
-        reason = f"is longer than {max_len} characters"
-    elif any(unicodedata.category(ch) == "Cc" for ch in text):
-        reason = "contains a control character"
-    elif any(ch in _BIDI for ch in text):
-        reason = "contains a bidirectional override"
-    if reason:
-        raise InvalidName(f"{field} {reason}", details={"field": field})
-    return text
