@@ -20,7 +20,8 @@ EVENTS = f"{PREFIX}/events"
 
 
 def _runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    rt: ServiceRuntime = request.app.state.runtime
+    return rt
 
 
 def _identity(request: Request) -> Identity:

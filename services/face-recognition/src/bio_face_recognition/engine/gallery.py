@@ -72,7 +72,7 @@ class Gallery:
     def squared_distances(self, probe: np.ndarray) -> np.ndarray:
         q = np.asarray(probe, dtype=np.float32).ravel()
         # einsum, not BLAS: one thread, no thread pool spinning against the request threads
-        d2 = self.norms - 2.0 * np.einsum("ij,j->i", self.matrix, q) + float(q @ q)
+        d2: np.ndarray = self.norms - 2.0 * np.einsum("ij,j->i", self.matrix, q) + float(q @ q)
         np.maximum(d2, 0.0, out=d2)
         return d2
 
@@ -103,7 +103,8 @@ class Gallery:
             return np.zeros(0, np.float32)
         start = int(self.starts[p])
         end = int(self.starts[p + 1]) if p + 1 < len(self.starts) else len(self)
-        return np.sqrt(self.squared_distances(probe)[start:end])
+        out: np.ndarray = np.sqrt(self.squared_distances(probe)[start:end])
+        return out
 
 
 def euclidean(a: np.ndarray, b: np.ndarray) -> float:

@@ -75,9 +75,9 @@ def enroll_entries(rt: ServiceRuntime, owner: str, event_id: str, entries: Itera
     created: set[str] = set()
     with rt.sessions() as s:
         get_event(s, owner, event_id)
-        done = set(s.scalars(select(FaceEmbedding.source).where(
-            FaceEmbedding.event_id == event_id, FaceEmbedding.source.like(f"{source_prefix}%")))
-        ) if source_prefix else set()
+        done = {src for src in s.scalars(select(FaceEmbedding.source).where(
+            FaceEmbedding.event_id == event_id, FaceEmbedding.source.like(f"{source_prefix}%"))) if src
+                } if source_prefix else set()
     report = []
     for i, entry in enumerate(entries):
         report.append(_line(rt, owner, event_id, entry, done, source_prefix, largest, created))
@@ -99,8 +99,12 @@ def summarize(event_id: str, report: list[dict[str, Any]], people_created: int) 
             "skipped_by_code": skipped, "people_created": people_created, "report": report}
 
 
+def _drop(rt: ServiceRuntime, key: str) -> None:
+    rt.blobs.delete(key)
+
+
 def register_enroll_zip(rt: ServiceRuntime) -> None:
-    @rt.jobs.handler(ENROLL_ZIP_KIND, on_abandon=lambda params: rt.blobs.delete(params["zip_key"]))
+    @rt.jobs.handler(ENROLL_ZIP_KIND, on_abandon=lambda params: _drop(rt, params["zip_key"]))
     def enroll_zip(ctx: JobContext) -> dict[str, Any]:
         key, st = ctx.params["zip_key"], face_state(rt).settings
         if not rt.blobs.exists(key):

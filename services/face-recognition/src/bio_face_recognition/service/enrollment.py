@@ -148,8 +148,8 @@ def plan(rt: ServiceRuntime, owner: str, event_id: str, uploads: list[Upload], p
 def _duplicates(state: FaceState, s: Session, event: FaceEvent, face: Face, person_id: str | None
                 ) -> list[dict[str, Any]]:
     gallery = state.galleries.get(s, event, state.model)
-    out = [{"person_id": c.person_id, "distance": round(c.distance, 4)}
-           for c in gallery.search(face.embedding, k=3) if c.person_id != person_id and c.distance <= event.threshold]
+    out: list[dict[str, Any]] = [{"person_id": c.person_id, "distance": round(c.distance, 4)}
+                                 for c in gallery.search(face.vector, k=3) if c.person_id != person_id and c.distance <= event.threshold]
     if out:
         names = dict(s.execute(select(Person.id, Person.name).where(
             Person.id.in_([d["person_id"] for d in out]))).all())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 
 from bio_face_recognition.exceptions import NoFace
 from bio_face_recognition.models import FaceEmbedding, FaceEvent
@@ -46,7 +46,7 @@ def reembed(rt: ServiceRuntime, owner: str | None = None, event_id: str | None =
     image (events that keep images); the others are reported (their people must re-enroll)."""
     state = face_state(rt)
     model = state.model
-    cond = [(FaceEmbedding.model != model[0]) | (FaceEmbedding.model_version != model[1])]
+    cond: list[ColumnElement[bool]] = [(FaceEmbedding.model != model[0]) | (FaceEmbedding.model_version != model[1])]
     if owner:
         cond.append(FaceEmbedding.owner_id == owner)
     if event_id:

@@ -106,7 +106,7 @@ def identify(rt: ServiceRuntime, owner: str, event_id: str, data: bytes, *, thre
         gallery = state.galleries.get(s, event, state.model)
         timings["gallery_ms"] = (time.perf_counter() - t) * 1e3
         t = time.perf_counter()
-        results = [gallery.search(f.embedding, k=k) for f in faces]
+        results = [gallery.search(f.vector, k=k) for f in faces]
         timings["search_ms"] = (time.perf_counter() - t) * 1e3
         ids = {c.person_id for cands in results for c in cands}
         names = dict(s.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
@@ -158,7 +158,7 @@ def verify(rt: ServiceRuntime, owner: str, event_id: str, person_id: str, data: 
     with rt.sessions() as s:
         event = get_event(s, owner, event_id)
         gallery = state.galleries.get(s, event, state.model)
-    dists = gallery.distances_to(face.embedding, person_id)
+    dists = gallery.distances_to(face.vector, person_id)
     if len(dists) == 0:
         raise PersonHasNoEmbeddings()
     threshold = event.threshold if threshold is None else threshold
