@@ -67,7 +67,7 @@ def add_probes(app: FastAPI, settings: Any, service: str) -> None:
         return metrics_response()
 
 
-def jobs_router(rt: ServiceRuntime) -> APIRouter:
+def jobs_router(rt: ServiceRuntime[Any]) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
 
     @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
@@ -83,13 +83,13 @@ def jobs_router(rt: ServiceRuntime) -> APIRouter:
 
 
 def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
-    model = rt.jobs.model
+    model: Any = rt.jobs.model
+    stmt = select(func.count()).select_from(model).where(model.owner_id == identity.account_id)
     with rt.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model).where(model.owner_id == identity.account_id))
-                   or 0)
+        return int(s.scalar(stmt) or 0)
 
 
-def admin_router(rt: ServiceRuntime) -> APIRouter:
+def admin_router(rt: ServiceRuntime[Any]) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
 
     @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
@@ -101,13 +101,13 @@ def admin_router(rt: ServiceRuntime) -> APIRouter:
     return router
 
 
-def accepted(job: Any, rt: ServiceRuntime) -> JSONResponse:
+def accepted(job: Any, rt: ServiceRuntime[Any]) -> JSONResponse:
     """The 202 answer of every job submission."""
     body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": rt.jobs.status_url(job.id)})
 
 
-def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
+def finished_job(rt: ServiceRuntime[Any], job_id: str, identity: Identity) -> Any:
     job = rt.jobs.get(job_id, identity)
     if job.status != JobStatus.succeeded.value:
         raise BioError(f"job is {job.status}; its output exists once it has succeeded", code="job_not_finished",
@@ -118,7 +118,7 @@ def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
 
 
 def create_service_app(
-    rt: ServiceRuntime,
+    rt: ServiceRuntime[Any],
     *,
     title: str,
     description: str,
@@ -178,7 +178,7 @@ class BodyLimitMiddleware:
             nonlocal seen, rejected
             if rejected:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:

@@ -93,14 +93,14 @@ def wait_for_job(client: TestClient | httpx.Client, status_url: str, headers: di
         time.sleep(0.05)
 
 
-def stored_state(rt: ServiceRuntime) -> tuple[int, list[Path]]:
+def stored_state(rt: ServiceRuntime[Any]) -> tuple[int, list[Path]]:
     """Rows in the service's jobs table and files in its blob store."""
     with rt.sessions() as s:
-        rows = s.scalar(select(func.count()).select_from(rt.jobs.model))
+        rows = s.scalar(select(func.count()).select_from(rt.jobs.model)) or 0
     return rows, sorted(p for p in Path(rt.blobs.root).rglob("*") if p.is_file())
 
 
-def assert_nothing_stored(rt: ServiceRuntime) -> None:
+def assert_nothing_stored(rt: ServiceRuntime[Any]) -> None:
     """No job row and no blob: what a refused request must leave behind."""
     assert stored_state(rt) == (0, [])
 
@@ -121,8 +121,8 @@ class ServiceClient:
     client: TestClient
 
     @property
-    def rt(self) -> ServiceRuntime:
-        return self.client.app.state.runtime
+    def rt(self) -> ServiceRuntime[Any]:
+        return self.client.app.state.runtime  # type: ignore[attr-defined]  # a FastAPI app
 
     @property
     def settings(self) -> Any:
@@ -289,7 +289,7 @@ def check_rgb_guards(fn: Callable[[np.ndarray, int], np.ndarray]) -> None:
 
 # -- real worker processes (worker-loss tests) ------------------------------------------------------
 # Short leases so that a lost job is noticed within seconds; pass them to the API's settings too.
-SHORT_LEASES = {"job_time_limit_s": 8, "job_lease_grace_s": 2, "job_reap_interval_s": 1,
+SHORT_LEASES: dict[str, Any] = {"job_time_limit_s": 8, "job_lease_grace_s": 2, "job_reap_interval_s": 1,
                 "job_redispatch_after_s": 5, "celery_visibility_timeout_s": 10}
 
 
