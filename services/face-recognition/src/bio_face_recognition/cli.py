@@ -29,19 +29,12 @@ def _runtime(settings: Any) -> Any:
 
 
 def _resolve_event(rt: Any, owner: str, ref: str, create: bool) -> str:
-    from sqlalchemy import select
+    from bio_face_recognition.service.events import find_event
 
-    from bio_face_recognition.models import FaceEvent
-    from bio_face_recognition.service.events import create_event
-
-    with rt.sessions() as s:
-        event_id = s.scalar(select(FaceEvent.id).where(FaceEvent.owner_id == owner,
-                                                       (FaceEvent.id == ref) | (FaceEvent.name == ref)))
-    if event_id:
-        return event_id
-    if not create:
+    event_id = find_event(rt, owner, ref, create=create)
+    if event_id is None:
         sys.exit(f"no event {ref!r} for owner {owner!r} (use --create to create it)")
-    return create_event(rt, owner, ref, {}).id
+    return event_id
 
 
 def enroll_dir(args: argparse.Namespace, settings: Any) -> None:

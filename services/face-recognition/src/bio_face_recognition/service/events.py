@@ -36,6 +36,16 @@ def create_event(rt: ServiceRuntime, owner: str, name: str, settings: dict[str, 
     return With(event, person_count=0, image_count=0)
 
 
+def find_event(rt: ServiceRuntime, owner: str, ref: str, *, create: bool = False) -> str | None:
+    """The id of the owner's event with this id or name; created (default settings) when asked."""
+    with rt.sessions() as s:
+        event_id = s.scalar(select(FaceEvent.id).where(FaceEvent.owner_id == owner,
+                                                       (FaceEvent.id == ref) | (FaceEvent.name == ref)))
+    if event_id or not create:
+        return event_id
+    return create_event(rt, owner, ref, {}).id
+
+
 def _counts(s: Session, event_ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
     if not event_ids:
         return {}, {}
