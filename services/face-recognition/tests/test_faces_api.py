@@ -450,7 +450,8 @@ def test_account_purge_removes_galleries(start, photos):
     r = svc.client.delete("/api/v1/faces/admin/owners/acct-a", headers=svc.auth("root", "admin"))
     assert r.status_code == 200
     deleted = {k: v for k, v in r.json()["deleted"].items() if v}
-    assert deleted == {"face_embeddings": 1, "face_people": 1, "face_events": 1, "blobs": 1}
+    # the enrollment ran as a job (synchronous routes wait for a job): its row goes too
+    assert deleted == {"face_embeddings": 1, "face_people": 1, "face_events": 1, "face_recognition_jobs": 1, "blobs": 1}
     assert rows(svc, FaceEvent) == 1 and blobs(svc) == []
 
 
@@ -480,3 +481,31 @@ def test_png32_and_vectors_round_trip(start, photos):
         (vec,) = s.scalars(select(FaceEmbedding.vector).where(FaceEmbedding.person_id == person["id"]))
     v = np.frombuffer(vec, "<f4")
     assert v.shape == (128,) and np.isfinite(v).all() and 0.2 < np.linalg.norm(v) < 2
+
+
+def test_synchronous_routes_answer_within_their_time_budget_or_point_to_the_job(start, photos):
+    """Enroll, identify and verify run as jobs through the jobs table; past the budget the client gets 503
+    with the job's status URL, the job finishes, and the uploads it held are removed either way."""
+    svc = start(sync_budget_s=0.001)
+    eid = create_event(svc)["id"]
+    r = svc.client.post(f"{P}/{eid}/people", data={"name": "Obama"}, headers=svc.auth(),
+                        files=[("files", ("o.jpg", photos["obama_a"], "image/jpeg"))])
+    assert r.status_code == 503, r.text
+    err = r.json()["error"]
+    assert err["code"] == "time_budget_exceeded" and r.headers["location"] == err["details"]["status_url"]
+    job = svc.wait(err["details"]["status_url"])
+    assert job["status"] == "succeeded" and job["kind"] == "enroll" and job["result"]["name"] == "Obama"
+    r = svc.client.post(f"{P}/{eid}/identify", files={"file": ("p.jpg", photos["obama_b"], "image/jpeg")},
+                        headers=svc.auth())
+    assert r.status_code == 503
+    faces_found = svc.wait(r.json()["error"]["details"]["status_url"])["result"]["faces"]
+    assert faces_found[0]["passed"] and faces_found[0]["match"]["person_name"] == "Obama"
+    assert blobs(svc) == []  # the uploads the jobs held are gone
+
+    fast = start()  # the default budget: the job's own errors come back as they were, and nothing is kept
+    eid = create_event(fast, "other")["id"]
+    r = fast.client.post(f"{P}/{eid}/people", data={"name": "noise"}, headers=fast.auth(),
+                         files=[("files", ("n.jpg", sample_jpeg(300, 300), "image/jpeg"))])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "no_face"
+    assert r.json()["error"]["details"] == {"file": "n.jpg", "index": 0}
+    assert blobs(fast) == [] and fast.client.get(f"{P}/{eid}/people", headers=fast.auth()).json()["total"] == 0

@@ -10,6 +10,7 @@ from bio_face_recognition.api import routers
 from bio_face_recognition.models import OWNED_MODELS, Job
 from bio_face_recognition.runtime import NAME, PREFIX, FaceState, face_state, new_state
 from bio_face_recognition.service.bulk import register_enroll_zip
+from bio_face_recognition.service.sync_jobs import register_sync_jobs
 from bio_face_recognition.service.unknowns import start_purger
 from bio_face_recognition.settings import FaceRecognitionSettings
 from bio_shared.app import create_service_app
@@ -27,6 +28,7 @@ def build(settings: FaceRecognitionSettings | None = None) -> ServiceRuntime[Fac
     rt.owned_models.extend(OWNED_MODELS)
     register_normalize_job(rt, partial(fit_rgb, max_side=settings.max_side), mode="rgb")
     register_enroll_zip(rt)
+    register_sync_jobs(rt)
     return rt
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from bio_face_recognition import schemas as S
-from bio_face_recognition.api.deps import EVENTS, OwnerDep, RuntimeDep, read_uploads, require_identity
+from bio_face_recognition.api.deps import EVENTS, IdentityDep, RuntimeDep, read_uploads, require_identity
 from bio_face_recognition.exceptions import (
     DuplicatePerson,
     EventNotFound,
@@ -23,12 +23,13 @@ from bio_face_recognition.exceptions import (
     TooManyImages,
     error_responses,
 )
-from bio_face_recognition.service import enrollment
+from bio_face_recognition.service.sync_jobs import ENROLL, run_now
+from bio_shared.errors import TimeBudgetExceeded
 from bio_shared.text import clean_name
 
 router = APIRouter(prefix=EVENTS, tags=["face_recognition: enrollment"], dependencies=[require_identity])
 ENROLL_ERRORS = (EventNotFound, NoImages, TooManyImages, NoFace, MultipleFaces, FaceTooSmall, FaceTooBlurred,
-                 DuplicatePerson)
+                 DuplicatePerson, TimeBudgetExceeded)
 Files = Annotated[list[UploadFile], File(description="one face per photo; identical pictures are skipped")]
 Largest = Annotated[bool, Form(description="several faces in a photo: take the largest")]
 RefuseDuplicates = Annotated[bool | None, Form(description="refuse a face that matches another person "
@@ -39,23 +40,20 @@ RefuseDuplicates = Annotated[bool | None, Form(description="refuse a face that m
              summary="Add a person with one or more face photos (each photo is one embedding)",
              operation_id="face_recognition_add_person",
              responses=error_responses(*ENROLL_ERRORS, PersonNameTaken, InvalidName, decode=True))
-async def add_person(event_id: str, rt: RuntimeDep, owner: OwnerDep, name: Annotated[str, Form(max_length=400)],
-                     files: Files, largest: Largest = False, refuse_duplicates: RefuseDuplicates = None
-                     ) -> S.FaceEnrollOut:
-    clean = clean_name(name, field="name")
+async def add_person(event_id: str, rt: RuntimeDep, identity: IdentityDep,
+                     name: Annotated[str, Form(max_length=400)], files: Files, largest: Largest = False,
+                     refuse_duplicates: RefuseDuplicates = None) -> S.FaceEnrollOut:
+    params = {"name": clean_name(name, field="name"), "largest": largest, "refuse_duplicates": refuse_duplicates}
     ups = await read_uploads(rt, files)
-    person = await run_in_threadpool(enrollment.enroll, rt, owner, event_id, ups, name=clean, largest=largest,
-                                     refuse_duplicates=refuse_duplicates)
-    return S.FaceEnrollOut.model_validate(person)
+    return S.FaceEnrollOut.model_validate(await run_in_threadpool(run_now, rt, identity, ENROLL, event_id, ups, params))
 
 
 @router.post("/{event_id}/people/{person_id}/images", status_code=201, response_model=S.FaceEnrollOut,
              summary="Add face photos to a person (pictures the person already has are skipped)",
              operation_id="face_recognition_add_images",
              responses=error_responses(*ENROLL_ERRORS, PersonNotFound, decode=True))
-async def add_images(event_id: str, person_id: str, rt: RuntimeDep, owner: OwnerDep, files: Files,
+async def add_images(event_id: str, person_id: str, rt: RuntimeDep, identity: IdentityDep, files: Files,
                      largest: Largest = False, refuse_duplicates: RefuseDuplicates = None) -> S.FaceEnrollOut:
+    params = {"person_id": person_id, "largest": largest, "refuse_duplicates": refuse_duplicates}
     ups = await read_uploads(rt, files)
-    person = await run_in_threadpool(enrollment.enroll, rt, owner, event_id, ups, person_id=person_id,
-                                     largest=largest, refuse_duplicates=refuse_duplicates)
-    return S.FaceEnrollOut.model_validate(person)
+    return S.FaceEnrollOut.model_validate(await run_in_threadpool(run_now, rt, identity, ENROLL, event_id, ups, params))

@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 from bio_face_recognition import schemas as S
-from bio_face_recognition.api.deps import EVENTS, OwnerDep, RuntimeDep, require_identity
+from bio_face_recognition.api.deps import EVENTS, IdentityDep, RuntimeDep, require_identity
 from bio_face_recognition.exceptions import (
     EventNotFound,
     NoFace,
@@ -16,7 +16,9 @@ from bio_face_recognition.exceptions import (
     PersonNotFound,
     error_responses,
 )
-from bio_face_recognition.service import recognition
+from bio_face_recognition.service.common import Upload
+from bio_face_recognition.service.sync_jobs import IDENTIFY, VERIFY, run_now
+from bio_shared.errors import TimeBudgetExceeded
 from bio_shared.uploads import read_upload
 
 router = APIRouter(prefix=EVENTS, tags=["face_recognition: recognition"], dependencies=[require_identity])
@@ -27,23 +29,24 @@ Detector = Annotated[Literal["hog", "cnn"] | None, Form(description="overrides t
 
 @router.post("/{event_id}/identify", response_model=S.FaceIdentifyOut, operation_id="face_recognition_identify_faces",
              summary="Every face of the probe against the event: box, match (when one passes), top-k candidates",
-             responses=error_responses(EventNotFound, decode=True))
-async def identify(event_id: str, rt: RuntimeDep, owner: OwnerDep, file: Probe, threshold: Threshold = None,
+             responses=error_responses(EventNotFound, TimeBudgetExceeded, decode=True))
+async def identify(event_id: str, rt: RuntimeDep, identity: IdentityDep, file: Probe, threshold: Threshold = None,
                    top_k: Annotated[int | None, Form(ge=1, le=100)] = None,
                    store_unknowns: Annotated[bool, Form(description="keep unmatched faces as unknowns")] = True,
                    detector: Detector = None) -> S.FaceIdentifyOut:
-    data = await read_upload(file, rt.settings.max_upload_bytes)
-    result = await run_in_threadpool(recognition.identify, rt, owner, event_id, data, threshold=threshold,
-                                     top_k=top_k, store_unknowns=store_unknowns, detector=detector)
-    return S.FaceIdentifyOut.model_validate(result)
+    probe = Upload(await read_upload(file, rt.settings.max_upload_bytes), file.filename)
+    params = {"threshold": threshold, "top_k": top_k, "store_unknowns": store_unknowns, "detector": detector}
+    return S.FaceIdentifyOut.model_validate(await run_in_threadpool(run_now, rt, identity, IDENTIFY, event_id,
+                                                                    [probe], params))
 
 
 @router.post("/{event_id}/people/{person_id}/verify", response_model=S.FaceVerifyOut,
              summary="Is the (largest) face of the probe this person?", operation_id="face_recognition_verify_person",
-             responses=error_responses(EventNotFound, PersonNotFound, NoFace, PersonHasNoEmbeddings, decode=True))
-async def verify(event_id: str, person_id: str, rt: RuntimeDep, owner: OwnerDep, file: Probe,
+             responses=error_responses(EventNotFound, PersonNotFound, NoFace, PersonHasNoEmbeddings,
+                                       TimeBudgetExceeded, decode=True))
+async def verify(event_id: str, person_id: str, rt: RuntimeDep, identity: IdentityDep, file: Probe,
                  threshold: Threshold = None, detector: Detector = None) -> S.FaceVerifyOut:
-    data = await read_upload(file, rt.settings.max_upload_bytes)
-    result = await run_in_threadpool(recognition.verify, rt, owner, event_id, person_id, data,
-                                     threshold=threshold, detector=detector)
-    return S.FaceVerifyOut.model_validate(result)
+    probe = Upload(await read_upload(file, rt.settings.max_upload_bytes), file.filename)
+    params = {"person_id": person_id, "threshold": threshold, "detector": detector}
+    return S.FaceVerifyOut.model_validate(await run_in_threadpool(run_now, rt, identity, VERIFY, event_id,
+                                                                  [probe], params))
