@@ -1,6 +1,6 @@
 """Hostile and careless input on every upload and list route: zip bombs (overlapping entries, deflated
 zeros, too many entries, lying sizes), pixel bombs by header, offsets past 2**63, names with control or
-bidirectional characters, deeply nested JSON. Each gets a clear 4xx in bounded time and leaves the
+bidirectional characters, deeply nested JSON. Each gets a clear 4xx in bounded time (a few seconds at most on a loaded 2-core machine; the zip bomb took 29 s before) and leaves the
 listings and the blob store as they were."""
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def test_overlapping_entries_bomb_is_refused_in_the_request_at_once(svc, eid, gi
     before = state(svc, eid)
     r, took = post_zip(svc, eid, archive)
     assert r.status_code == 422 and r.json()["error"]["code"] == "overlapping_entries", r.text
-    assert took < 3.0
+    assert took < 5.0
     assert state(svc, eid) == before
 
 
@@ -104,7 +104,7 @@ def test_ten_thousand_entries_on_one_member_are_refused(start, gib_of_zeros):
     data, crc = gib_of_zeros
     before = state(svc, eid)
     r, took = post_zip(svc, eid, raw_zip([(f"p/{i}.jpg", 0) for i in range(10_000)], data, crc, GIB))
-    assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_files" and took < 3.0
+    assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_files" and took < 5.0
     honest = zip_of({f"p/{i}.jpg": b"x" for i in range(101)})  # more files than allowed, no trick
     r, _ = post_zip(svc, eid, honest)
     assert r.status_code == 422 and r.json()["error"]["code"] == "too_many_files"
@@ -116,10 +116,10 @@ def test_a_gib_member_is_never_decompressed(svc, eid, gib_of_zeros):
     without inflating a gigabyte, and the archive is removed."""
     data, crc = gib_of_zeros
     r, took = post_zip(svc, eid, raw_zip([("alice/big.jpg", 0)], data, crc, GIB))
-    assert r.status_code == 202 and took < 3.0
+    assert r.status_code == 202 and took < 5.0
     t = time.perf_counter()
     job = svc.wait(r.json()["status_url"])
-    assert time.perf_counter() - t < 10
+    assert time.perf_counter() - t < 20
     (line,) = job["result"]["report"]
     assert line["status"] == "failed" and line["code"] == "payload_too_large"
     assert list(Path(svc.rt.blobs.root).rglob("*.zip")) == []
@@ -152,7 +152,7 @@ def test_not_a_zip_and_truncated_directories(svc, eid):
     for bad in (b"", b"PK\x05\x06", good[: len(good) // 2], good[:-10], b"\x00" * 5000, sample_jpeg()):
         r, took = post_zip(svc, eid, bad)
         assert r.status_code == 422 and r.json()["error"]["code"] in ("not_a_zip", "empty_file"), (bad[:20], r.text)
-        assert took < 2.0 and "object at 0x" not in r.text
+        assert took < 5.0 and "object at 0x" not in r.text
     assert state(svc, eid) == before
 
 
@@ -176,7 +176,7 @@ def test_pixel_bombs_by_header_are_refused_before_decoding(svc, eid, bomb, data_
         t = time.perf_counter()
         r = svc.client.request(method, path, headers=svc.auth(), **kw)
         assert r.status_code == 413 and r.json()["error"]["code"] == "too_many_pixels", r.text
-        assert time.perf_counter() - t < 2.0
+        assert time.perf_counter() - t < 5.0
         assert r.json()["error"]["details"]["limit_pixels"] == 25_000_000
         assert (r.json()["error"]["details"]["file"], r.json()["error"]["details"]["index"]) == ("b.jpg", index)
     assert state(svc, eid) == before
@@ -237,5 +237,5 @@ def test_nested_or_absurd_json_bodies_get_a_4xx(svc, eid, body):
         t = time.perf_counter()
         r = svc.client.request(method, path, content=body, headers=svc.auth() | {"content-type": "application/json"})
         assert 400 <= r.status_code < 500, (method, path, r.status_code, r.text[:200])
-        assert time.perf_counter() - t < 2.0
+        assert time.perf_counter() - t < 5.0
     assert state(svc, eid) == before

@@ -72,26 +72,25 @@ def run_now(rt: ServiceRuntime, identity: Identity, kind: str, event_id: str, up
         raise
 
 
+def _options(ctx: JobContext) -> dict[str, Any]:
+    """The route's options, passed to the use case as they were given (a new option needs no change here)."""
+    return {k: v for k, v in ctx.params.items() if k not in ("event_id", "inputs")}
+
+
 def _enroll(rt: ServiceRuntime, ctx: JobContext, uploads: list[Upload]) -> dict[str, Any]:
-    p = ctx.params
-    person = enrollment.enroll(rt, ctx.owner_id, p["event_id"], uploads, name=p.get("name"),
-                               person_id=p.get("person_id"), largest=bool(p.get("largest")),
-                               refuse_duplicates=p.get("refuse_duplicates"))
+    person = enrollment.enroll(rt, ctx.owner_id, ctx.params["event_id"], uploads, **_options(ctx))
     return S.FaceEnrollOut.model_validate(person).model_dump(mode="json")
 
 
 def _identify(rt: ServiceRuntime, ctx: JobContext, uploads: list[Upload]) -> dict[str, Any]:
-    p = ctx.params
-    result = recognition.identify(rt, ctx.owner_id, p["event_id"], uploads[0].data, threshold=p.get("threshold"),
-                                  top_k=p.get("top_k"), store_unknowns=bool(p.get("store_unknowns", True)),
-                                  detector=p.get("detector"))
+    result = recognition.identify(rt, ctx.owner_id, ctx.params["event_id"], uploads[0].data, **_options(ctx))
     return S.FaceIdentifyOut.model_validate(result).model_dump(mode="json")
 
 
 def _verify(rt: ServiceRuntime, ctx: JobContext, uploads: list[Upload]) -> dict[str, Any]:
-    p = ctx.params
-    result = recognition.verify(rt, ctx.owner_id, p["event_id"], p["person_id"], uploads[0].data,
-                                threshold=p.get("threshold"), detector=p.get("detector"))
+    options = _options(ctx)
+    result = recognition.verify(rt, ctx.owner_id, ctx.params["event_id"], options.pop("person_id"), uploads[0].data,
+                                **options)
     return S.FaceVerifyOut.model_validate(result).model_dump(mode="json")
 
 
