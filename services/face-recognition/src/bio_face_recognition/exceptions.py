@@ -131,11 +131,16 @@ class CorruptImage(Unprocessable):
     code, message = "corrupt_image", "the image data is truncated or corrupt"
 
 
+class EmptyFile(Unprocessable):
+    code, message = "empty_file", "the uploaded file is empty"
+
+
 class ImageTooSmall(Unprocessable):
     code, message = "image_too_small", "the image is too small"
 
 
-DECODE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, CorruptImage, ImageTooSmall)
+# Registered by code (bio_shared.errors): a job's stored error comes back to run_sync with its status.
+DECODE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, CorruptImage, EmptyFile, ImageTooSmall)
 
 
 def error_responses(*errors: type[BioError], decode: bool = False) -> dict[int | str, dict[str, Any]]:

@@ -13,7 +13,6 @@ import io
 import struct
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from bio_face_recognition.exceptions import ArchiveTooLarge, NotAZip, OverlappingEntries, TooManyFiles
@@ -141,13 +140,3 @@ def directory_entries(root: Path) -> list[Entry]:
         out.append((_person(rel.parts), rel.as_posix(), _skipped if _is_metadata(rel.parts) else p.read_bytes))
     return out
 
-
-@dataclass
-class ArchiveInfo:
-    files: int
-    declared_bytes: int
-
-
-def describe(zf: zipfile.ZipFile) -> ArchiveInfo:
-    members = [m for m in zf.infolist() if not m.is_dir()]
-    return ArchiveInfo(len(members), sum(m.file_size for m in members))
