@@ -72,6 +72,11 @@ def test_request_id_and_openapi(client: TestClient) -> None:
     spec = client.get(f"{PREFIX}/openapi.json").json()
     assert f"{PREFIX}/jobs/normalize" in spec["paths"]
     assert client.get(f"{PREFIX}/docs").status_code == 200
+    operations = {op["operationId"]: op["tags"] for path in spec["paths"].values() for op in path.values()}
+    assert operations == {f"{NAME}_list_jobs": [f"{NAME}: jobs"], f"{NAME}_get_job": [f"{NAME}: jobs"],
+                          f"{NAME}_purge_owner": [f"{NAME}: admin"],
+                          f"{NAME}_submit_normalize_job": [f"{NAME}: jobs"],
+                          f"{NAME}_get_normalized_output": [f"{NAME}: jobs"]}
 
 
 def test_in_process_mode_uses_threads(client: TestClient, rt: ServiceRuntime) -> None:

@@ -68,14 +68,16 @@ def add_probes(app: FastAPI, settings: Any, service: str) -> None:
 
 
 def jobs_router(rt: ServiceRuntime[Any]) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name}: jobs"], responses=ERROR_RESPONSES)
 
-    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
+    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first",
+                operation_id=f"{rt.name}_list_jobs")
     def list_jobs(page: PageDep, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         items = [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, page.limit, page.offset)]
         return {"items": items, "total": count_jobs(rt, identity), "limit": page.limit, "offset": page.offset}
 
-    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
+    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database",
+                operation_id=f"{rt.name}_get_job")
     def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         return job_to_dict(rt.jobs.get(job_id, identity), rt.jobs)
 
@@ -90,9 +92,10 @@ def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
 
 
 def admin_router(rt: ServiceRuntime[Any]) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name}: admin"], responses=ERROR_RESPONSES)
 
-    @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
+    @router.delete("/owners/{owner_id}", operation_id=f"{rt.name}_purge_owner",
+                   summary="Delete all data of an account (the gateway calls this when "
                    "an admin deletes the account)")
     def purge_owner(owner_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         require_admin(identity)

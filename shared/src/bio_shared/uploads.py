@@ -101,10 +101,10 @@ def _validate_store_submit(rt: ServiceRuntime[Any], identity: Identity, data: by
 
 
 def normalize_router(rt: ServiceRuntime[Any], what: str) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name}: jobs"], responses=ERROR_RESPONSES)
 
     @router.post(
-        "/normalize", status_code=202, response_model=JobOut,
+        "/normalize", status_code=202, response_model=JobOut, operation_id=f"{rt.name}_submit_normalize_job",
         summary=f"Submit an image to be decoded and normalised ({what}) as a background job",
         responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
     )
@@ -115,6 +115,7 @@ def normalize_router(rt: ServiceRuntime[Any], what: str) -> APIRouter:
         return accepted(job, rt)
 
     @router.get("/{job_id}/output", summary="Download the normalised PNG of a finished job",
+                operation_id=f"{rt.name}_get_normalized_output",
                 response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def normalized_output(job_id: str, identity: Identity = Depends(rt.require_identity)) -> Response:
         job = finished_job(rt, job_id, identity)
