@@ -77,6 +77,12 @@ def test_request_id_and_openapi(client: TestClient) -> None:
                           f"{NAME}_purge_owner": [f"{NAME}: admin"],
                           f"{NAME}_submit_normalize_job": [f"{NAME}: jobs"],
                           f"{NAME}_get_normalized_output": [f"{NAME}: jobs"]}
+    get_job = spec["paths"][f"{PREFIX}/jobs/{{job_id}}"]["get"]["responses"]
+    assert "`job_not_found`" in get_job["404"]["description"]
+    assert {"missing_identity", "invalid_identity"} <= set(get_job["401"]["content"]["application/json"]["examples"])
+    submit = spec["paths"][f"{PREFIX}/jobs/normalize"]["post"]["responses"]
+    assert {"not_an_image", "unsupported_format"} <= set(submit["415"]["content"]["application/json"]["examples"])
+    assert "`too_many_pixels`" in submit["413"]["description"] and "`corrupt_image`" in submit["422"]["description"]
 
 
 def test_in_process_mode_uses_threads(client: TestClient, rt: ServiceRuntime) -> None:
