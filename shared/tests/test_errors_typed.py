@@ -65,11 +65,22 @@ def test_stored_error_comes_back_as_its_class() -> None:
     assert error_class("time_budget_exceeded") is TimeBudgetExceeded
     exc = error_from_dict({"code": "test_print_missing", "message": "gone", "details": {"id": 3}})
     assert type(exc) is PrintMissing and exc.status_code == 404 and exc.details == {"id": 3}
-    ad_hoc = error_from_dict({"code": "job_not_finished", "message": "m", "status": 409})
-    assert type(ad_hoc) is InternalError and (ad_hoc.code, ad_hoc.status_code) == ("job_not_finished", 409)
+    ad_hoc = error_from_dict({"code": "made_up_here", "message": "m", "status": 409})
+    assert type(ad_hoc) is InternalError and (ad_hoc.code, ad_hoc.status_code) == ("made_up_here", 409)
     assert error_from_dict(None).status_code == 500
     assert error_from_dict({"code": "worker_lost", "message": "x"}).status_code == 503
     assert issubclass(error_class("worker_lost"), ServiceUnavailable)
+
+
+def test_shared_codes_have_one_class_each() -> None:
+    from bio_shared.images import IMAGE_ERRORS, NotAnImage, TooManyPixels
+
+    assert error_class("not_an_image") is NotAnImage and NotAnImage.status_code == 415
+    assert error_class("too_many_pixels") is TooManyPixels and TooManyPixels.status_code == 413
+    assert {c.code for c in IMAGE_ERRORS} >= {"empty_file", "corrupt_image", "image_too_small", "unsupported_format"}
+    for code, status in (("job_not_found", 404), ("job_not_finished", 409), ("missing_identity", 401),
+                         ("invalid_identity", 401), ("queue_unavailable", 503), ("input_missing", 410)):
+        assert error_class(code).status_code == status, code
 
 
 def test_error_responses_documents_codes_per_status() -> None:

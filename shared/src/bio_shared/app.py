@@ -13,19 +13,30 @@ from fastapi.responses import JSONResponse, Response
 from sqlalchemy import func, select
 
 from bio_shared.db import check_database
-from bio_shared.errors import BioError, NotFound, error_body
+from bio_shared.errors import (
+    Forbidden,
+    InvalidIdentity,
+    JobNotFinished,
+    JobNotFound,
+    MissingIdentity,
+    NotFound,
+    error_body,
+)
 from bio_shared.identity import Identity, require_admin
 from bio_shared.job_events import job_events_router
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobList, JobOut
-from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.errors import error_responses, install_error_handlers
 from bio_shared.web.metrics import MetricsMiddleware, metrics_response
 from bio_shared.web.pagination import PageDep
 
 # Room for multipart framing and form fields on top of the largest accepted file.
 MULTIPART_OVERHEAD = 1024 * 1024
+
+# What every route behind the gateway identity can answer (the codes of bio_shared.identity).
+IDENTITY_ERRORS = (MissingIdentity, InvalidIdentity)
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "No valid gateway identity"},
@@ -69,14 +80,16 @@ def add_probes(app: FastAPI, settings: Any, service: str) -> None:
 
 
 def jobs_router(rt: ServiceRuntime[Any]) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name}: jobs"], responses=ERROR_RESPONSES)
 
-    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
+    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first",
+                operation_id=f"{rt.name}_list_jobs", responses=error_responses(*IDENTITY_ERRORS))
     def list_jobs(page: PageDep, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         items = [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, page.limit, page.offset)]
         return {"items": items, "total": count_jobs(rt, identity), "limit": page.limit, "offset": page.offset}
 
-    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
+    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database",
+                operation_id=f"{rt.name}_get_job", responses=error_responses(*IDENTITY_ERRORS, JobNotFound))
     def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         return job_to_dict(rt.jobs.get(job_id, identity), rt.jobs)
 
@@ -91,9 +104,11 @@ def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
 
 
 def admin_router(rt: ServiceRuntime[Any]) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name}: admin"], responses=ERROR_RESPONSES)
 
-    @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
+    @router.delete("/owners/{owner_id}", operation_id=f"{rt.name}_purge_owner",
+                   responses=error_responses(*IDENTITY_ERRORS, Forbidden),
+                   summary="Delete all data of an account (the gateway calls this when "
                    "an admin deletes the account)")
     def purge_owner(owner_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         require_admin(identity)
@@ -111,8 +126,7 @@ def accepted(job: Any, rt: ServiceRuntime[Any]) -> JSONResponse:
 def finished_job(rt: ServiceRuntime[Any], job_id: str, identity: Identity) -> Any:
     job = rt.jobs.get(job_id, identity)
     if job.status != JobStatus.succeeded.value:
-        raise BioError(f"job is {job.status}; its output exists once it has succeeded", code="job_not_finished",
-                       status_code=409)
+        raise JobNotFinished(f"job is {job.status}; its output exists once it has succeeded")
     if not job.result:
         raise NotFound("job has no output")
     return job

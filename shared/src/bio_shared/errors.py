@@ -66,7 +66,7 @@ class BadRequest(BioError):
 class Unauthorized(BioError):
     status_code, code, message = 401, "unauthorized", "authentication required"
 
-    def __init__(self, message: str = "authentication required", **kw: Any) -> None:
+    def __init__(self, message: str | None = None, **kw: Any) -> None:
         kw.setdefault("headers", {"WWW-Authenticate": "Bearer"})
         super().__init__(message, **kw)
 
@@ -131,6 +131,39 @@ class WorkerLost(ServiceUnavailable):
 
 class TransientFailure(ServiceUnavailable):
     code, message = "transient_failure", "a dependency was briefly unavailable"
+
+
+# -- the codes of the shared layer (identity, jobs, blobs), one class each -------------------------------
+class MissingIdentity(Unauthorized):
+    code, message = "missing_identity", "requests must come through the gateway"
+
+
+class InvalidIdentity(Unauthorized):
+    code, message = "invalid_identity", "invalid gateway identity"
+
+
+class JobNotFound(NotFound):
+    code, message = "job_not_found", "job not found"
+
+
+class JobNotFinished(Conflict):
+    code, message = "job_not_finished", "the job has not succeeded (yet); its output exists once it has"
+
+
+class QueueUnavailable(ServiceUnavailable):
+    code, message = "queue_unavailable", "the job queue is not configured"
+
+
+class InputMissing(BioError):
+    status_code, code, message = 410, "input_missing", "the uploaded input is no longer available; submit it again"
+
+
+class InvalidBlobKey(BadRequest):
+    code, message = "invalid_blob_key", "invalid blob key"
+
+
+class BlobNotFound(NotFound):
+    code, message = "blob_not_found", "blob not found"
 
 
 def error_class(code: str, default: type[BioError] = InternalError) -> type[BioError]:

@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from bio_shared.errors import PayloadTooLarge, Unprocessable, UnsupportedMedia
+from bio_shared.errors import BioError, PayloadTooLarge, Unprocessable, UnsupportedMedia
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "TIFF", "WEBP", "BMP", "GIF", "PPM"}
 Mode = Literal["gray", "rgb"]
@@ -25,6 +25,39 @@ _MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"RIFF"
 # Pillow's own bomb check warns at MAX_IMAGE_PIXELS and raises at twice that; ours runs first and
 # is stricter, so disable Pillow's to keep one clear error path.
 Image.MAX_IMAGE_PIXELS = None
+
+
+class EmptyFile(Unprocessable):
+    code, message = "empty_file", "the uploaded file is empty"
+
+
+class FileTooLarge(PayloadTooLarge):
+    code, message = "payload_too_large", "the file is larger than the limit"
+
+
+class CorruptImage(Unprocessable):
+    code, message = "corrupt_image", "the image data is truncated or corrupt"
+
+
+class NotAnImage(UnsupportedMedia):
+    code, message = "not_an_image", "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
+
+
+class UnsupportedFormat(UnsupportedMedia):
+    code, message = "unsupported_format", "the image format is not accepted"
+
+
+class TooManyPixels(PayloadTooLarge):
+    code, message = "too_many_pixels", "the image has more pixels than the limit"
+
+
+class ImageTooSmall(Unprocessable):
+    code, message = "image_too_small", "the image is too small"
+
+
+# What decode_image can raise: routes that decode an upload declare these (error_responses(*IMAGE_ERRORS)).
+IMAGE_ERRORS: tuple[type[BioError], ...] = (EmptyFile, FileTooLarge, CorruptImage, NotAnImage, UnsupportedFormat,
+                                            TooManyPixels, ImageTooSmall)
 
 
 @dataclass(frozen=True)
@@ -42,9 +75,9 @@ class DecodedImage:
 
 def check_size(data: bytes, max_bytes: int) -> None:
     if len(data) == 0:
-        raise Unprocessable("the uploaded file is empty", code="empty_file")
+        raise EmptyFile()
     if len(data) > max_bytes:
-        raise PayloadTooLarge(
+        raise FileTooLarge(
             f"file is {len(data)} bytes; the limit is {max_bytes} bytes", details={"limit_bytes": max_bytes}
         )
 
@@ -62,33 +95,28 @@ def decode_image(
         img: Image.Image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         if data.startswith(_MAGIC):  # a known format whose header is cut or broken
-            raise Unprocessable("the image header is truncated or corrupt", code="corrupt_image") from exc
-        raise UnsupportedMedia(
-            "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)", code="not_an_image"
-        ) from exc
+            raise CorruptImage("the image header is truncated or corrupt") from exc
+        raise NotAnImage() from exc
     except Exception as exc:  # never echo the exception text: it can hold object reprs
-        raise Unprocessable("the image header cannot be read", code="corrupt_image",
-                            details={"reason": type(exc).__name__}) from exc
+        raise CorruptImage("the image header cannot be read", details={"reason": type(exc).__name__}) from exc
     fmt = (img.format or "").upper()
     if fmt not in ALLOWED_FORMATS:
-        raise UnsupportedMedia(f"image format {fmt or 'unknown'} is not accepted", code="unsupported_format",
-                               details={"allowed": sorted(ALLOWED_FORMATS)})
+        raise UnsupportedFormat(f"image format {fmt or 'unknown'} is not accepted",
+                                details={"allowed": sorted(ALLOWED_FORMATS)})
     width, height = img.size
     if width * height > max_pixels:
-        raise PayloadTooLarge(
+        raise TooManyPixels(
             f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}",
-            code="too_many_pixels", details={"width": width, "height": height, "limit_pixels": max_pixels},
+            details={"width": width, "height": height, "limit_pixels": max_pixels},
         )
     if min(width, height) < min_side:
-        raise Unprocessable(f"image is {width}x{height}; each side must be at least {min_side} pixels",
-                            code="image_too_small")
+        raise ImageTooSmall(f"image is {width}x{height}; each side must be at least {min_side} pixels")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img.load()
     except Exception as exc:
-        raise Unprocessable("the image data is truncated or corrupt", code="corrupt_image",
-                            details={"reason": _reason(exc)}) from exc
+        raise CorruptImage(details={"reason": _reason(exc)}) from exc
     source_mode = img.mode
     try:
         img = ImageOps.exif_transpose(img)

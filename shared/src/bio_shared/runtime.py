@@ -30,7 +30,9 @@ from bio_shared.storage import BlobStore
 log = logging.getLogger(__name__)
 
 S = TypeVar("S", default=Any)  # the service's state dataclass
-C = TypeVar("C", bound=CommonSettings, default=CommonSettings)  # the service's settings class
+# The service's settings class; covariant, so a runtime of FaceSettings passes where a plain one is expected.
+C = TypeVar("C", bound=CommonSettings, default=CommonSettings, covariant=True)
+SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 
 
 @dataclass
@@ -88,8 +90,8 @@ class ServiceRuntime(Generic[S, C]):
             dispatcher.shutdown()
 
 
-def build_runtime(name: str, package: str, prefix: str, settings: C, job_model: type,
-                  state: S | None = None) -> ServiceRuntime[S, C]:
+def build_runtime(name: str, package: str, prefix: str, settings: SettingsT, job_model: type,
+                  state: S | None = None) -> ServiceRuntime[S, SettingsT]:
     sessions = session_factory(settings.database_url)
     queue = JobQueue(name, job_model, sessions, settings, status_path=f"{prefix}/jobs")
     celery = make_celery(name, settings)

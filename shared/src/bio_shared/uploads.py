@@ -17,13 +17,14 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from bio_shared.app import ERROR_RESPONSES, accepted, finished_job
-from bio_shared.errors import BioError, PayloadTooLarge
+from bio_shared.app import ERROR_RESPONSES, IDENTITY_ERRORS, accepted, finished_job
+from bio_shared.errors import BioError, InputMissing, JobNotFinished, JobNotFound, PayloadTooLarge
 from bio_shared.identity import Identity
-from bio_shared.images import DecodedImage, Mode, check_size, decode_image, encode_png
+from bio_shared.images import IMAGE_ERRORS, DecodedImage, Mode, check_size, decode_image, encode_png
 from bio_shared.jobs import JobContext
 from bio_shared.runtime import ServiceRuntime
-from bio_shared.schemas import ErrorResponse, JobOut
+from bio_shared.schemas import JobOut
+from bio_shared.web.errors import error_responses
 
 NORMALIZE_KIND = "normalize"
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -71,8 +72,7 @@ def register_normalize_job(rt: ServiceRuntime[Any], transform: Transform, mode: 
         elif rt.blobs.exists(output_key):
             png = rt.blobs.get(output_key)  # an earlier attempt did the work, then its worker died
         else:
-            raise BioError("the uploaded image is no longer available; submit it again", code="input_missing",
-                           status_code=410)
+            raise InputMissing("the uploaded image is no longer available; submit it again")
         header = Image.open(io.BytesIO(png))  # reads the header only
         width, height = header.size
         channels = 1 if header.mode == "L" else 3
@@ -101,12 +101,12 @@ def _validate_store_submit(rt: ServiceRuntime[Any], identity: Identity, data: by
 
 
 def normalize_router(rt: ServiceRuntime[Any], what: str) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name}: jobs"], responses=ERROR_RESPONSES)
 
     @router.post(
-        "/normalize", status_code=202, response_model=JobOut,
+        "/normalize", status_code=202, response_model=JobOut, operation_id=f"{rt.name}_submit_normalize_job",
         summary=f"Submit an image to be decoded and normalised ({what}) as a background job",
-        responses={413: {"model": ErrorResponse}, 415: {"model": ErrorResponse}, 422: {"model": ErrorResponse}},
+        responses=error_responses(*IDENTITY_ERRORS, *IMAGE_ERRORS),
     )
     async def submit_normalize(file: UploadFile = File(...),
                                identity: Identity = Depends(rt.require_identity)) -> JSONResponse:
@@ -115,7 +115,10 @@ def normalize_router(rt: ServiceRuntime[Any], what: str) -> APIRouter:
         return accepted(job, rt)
 
     @router.get("/{job_id}/output", summary="Download the normalised PNG of a finished job",
-                response_class=Response, responses={200: {"content": {"image/png": {}}}})
+                operation_id=f"{rt.name}_get_normalized_output",
+                response_class=Response,
+                responses={200: {"content": {"image/png": {}}},
+                           **error_responses(*IDENTITY_ERRORS, JobNotFound, JobNotFinished)})
     def normalized_output(job_id: str, identity: Identity = Depends(rt.require_identity)) -> Response:
         job = finished_job(rt, job_id, identity)
         return Response(rt.blobs.get(_output_key(rt, job.owner_id, job.id)), media_type="image/png")
