@@ -68,7 +68,24 @@ def _dlib_models() -> tuple[object, object]:
     return sp5, rec
 
 
+@lru_cache(maxsize=1)
+def _dlib_shape68() -> object:
+    import dlib
+
+    return dlib.shape_predictor(str(dlib_model_path("shape_predictor_68_face_landmarks.dat")))
+
+
 _DLIB_LOCK = threading.Lock()  # dlib's network keeps per-object buffers: one call at a time
+
+
+def landmarks68(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """dlib's 68 iBUG 300-W landmarks (68 x 2, pixels of ``rgb``) fitted inside a face box (MTCNN's, mapped
+    onto the dlib detector's rectangle convention the model was trained on)."""
+    sp68 = _dlib_shape68()
+    img = np.ascontiguousarray(rgb)
+    with _DLIB_LOCK:
+        shape = sp68(img, dlib_rect_from_box(box))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
 
 def dlib_rect_from_box(box: np.ndarray):
@@ -114,6 +131,7 @@ class DlibEmbedder:
 
     def __init__(self) -> None:
         _dlib_models()
+        _dlib_shape68()
         _torch_resnet()
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:

@@ -146,7 +146,7 @@ def _crops(img: torch.Tensor, rgbf: np.ndarray | None, boxes: torch.Tensor, size
 
 def _batched(net: torch.nn.Module, data: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, ...]:
     outs = [net(data[i:i + batch]) for i in range(0, len(data), batch)]
-    return tuple(torch.cat(v, dim=0) for v in zip(*outs))
+    return tuple(torch.cat(v, dim=0) for v in zip(*outs, strict=True))
 
 
 class MTCNN:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bio_face_verify.engine.embed import DlibEmbedder, FacenetEmbedder, ModelSpec, distances
+from bio_face_verify.engine.embed import DlibEmbedder, FacenetEmbedder, ModelSpec, distances, landmarks68
 from bio_face_verify.engine.mtcnn import LANDMARK_NAMES, MTCNN, Face
 from bio_face_verify.engine.nets import facenet_weights_path
 from bio_face_verify.engine.pose import Pose, PoseTolerance, estimate_pose
@@ -67,7 +67,7 @@ class FaceAnalysis:
             "box": {"x1": round(float(box[0]), 1), "y1": round(float(box[1]), 1),
                     "x2": round(float(box[2]), 1), "y2": round(float(box[3]), 1)},
             "landmarks": {n: [round(float(x), 1), round(float(y), 1)]
-                          for n, (x, y) in zip(LANDMARK_NAMES, self.face.landmarks)},
+                          for n, (x, y) in zip(LANDMARK_NAMES, self.face.landmarks, strict=True)},
             **self.pose.as_dict(),
             "frontal": self.frontal,
             "pose_violations": self.pose_violations,
@@ -127,7 +127,7 @@ class Verifier:
                 {"image": label, "faces": len(big),
                  "boxes": [[round(float(v) / scale, 1) for v in f.box] for f in big]})
         face = largest
-        pose = estimate_pose(face.landmarks)
+        pose = estimate_pose(landmarks68(small, face.box), small.shape[1], small.shape[0])
         violations = opts.tolerance.violations(pose)
         if violations and opts.pose_policy == "reject":
             raise FaceImageError("non_frontal", f"{label}: the face is not frontal ({'; '.join(violations)})",
