@@ -27,10 +27,10 @@ from bio_gateway.service import Accounts
 from bio_gateway.settings import GatewaySettings
 from bio_shared.app import add_probes
 from bio_shared.db import session_factory
-from bio_shared.errors import install_error_handlers
 from bio_shared.logging import RequestIdMiddleware, configure_logging
-from bio_shared.metrics import MetricsMiddleware
 from bio_shared.services import ServiceSpec, discover_services
+from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.metrics import MetricsMiddleware
 
 log = logging.getLogger(__name__)
 

@@ -8,17 +8,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, select
 
 from bio_shared.db import check_database
-from bio_shared.errors import BioError, NotFound, error_body, install_error_handlers
+from bio_shared.errors import BioError, NotFound, error_body
 from bio_shared.identity import Identity, require_admin
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
-from bio_shared.metrics import MetricsMiddleware, metrics_response
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobList, JobOut
+from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.metrics import MetricsMiddleware, metrics_response
+from bio_shared.web.pagination import PageDep
 
 # Room for multipart framing and form fields on top of the largest accepted file.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -68,18 +71,22 @@ def jobs_router(rt: ServiceRuntime) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
 
     @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
-    def list_jobs(
-        identity: Identity = Depends(rt.require_identity),
-        limit: int = Query(50, ge=1, le=200),
-        offset: int = Query(0, ge=0),
-    ) -> dict[str, Any]:
-        return {"items": [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, limit, offset)]}
+    def list_jobs(page: PageDep, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
+        items = [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, page.limit, page.offset)]
+        return {"items": items, "total": count_jobs(rt, identity), "limit": page.limit, "offset": page.offset}
 
     @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
     def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         return job_to_dict(rt.jobs.get(job_id, identity), rt.jobs)
 
     return router
+
+
+def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
+    model = rt.jobs.model
+    with rt.sessions() as s:
+        return int(s.scalar(select(func.count()).select_from(model).where(model.owner_id == identity.account_id))
+                   or 0)
 
 
 def admin_router(rt: ServiceRuntime) -> APIRouter:

@@ -46,7 +46,7 @@ def _layout() -> list[tuple[str, tuple[int, ...]]]:
     """The parameter tensors in file order: (kind, shape of the layer's weights)."""
     spec: list[tuple[str, tuple[int, ...]]] = [("con", (32, 3, 7, 7)), ("affine", (32,))]
     channels = 32
-    for filters, blocks, down in _LEVELS:
+    for filters, blocks, _down in _LEVELS:
         for b in range(blocks):
             first_in = channels if b == 0 else filters
             spec += [("con", (filters, first_in, 3, 3)), ("affine", (filters,)),
@@ -138,7 +138,7 @@ class TorchResNet:
             x = (x - self.mean) / 256.0
             x = F.max_pool2d(F.relu(self._affine(self._con(x, 0, 2), 1)), 3, 2)
             i = 2
-            for filters, blocks, down in _LEVELS:
+            for _filters, blocks, down in _LEVELS:
                 for b in range(blocks):
                     strided = down and b == 0
                     y = F.relu(self._affine(self._con(x, i, 2 if strided else 1), i + 1))

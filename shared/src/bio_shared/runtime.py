@@ -10,7 +10,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from celery import Celery
 from sqlalchemy import delete
@@ -26,9 +26,15 @@ from bio_shared.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
+
 
 @dataclass
-class ServiceRuntime:
+class ServiceRuntime(Generic[S]):
+    """``state`` is the typed per-service part (models, caches, engines): a dataclass each service
+    defines in its own ``runtime.py``. ``options`` is the untyped map it replaces (kept while services
+    move over; removed once nothing uses it)."""
+
     name: str  # queue name and metrics label, e.g. "fingerprint"
     package: str  # import name holding migrations/, e.g. "bio_fingerprint"
     prefix: str  # e.g. "/api/v1/fingerprint"
@@ -41,7 +47,8 @@ class ServiceRuntime:
     require_identity: Callable[..., Identity]
     # Tables with an owner_id column, children before parents; purge_owner empties them.
     owned_models: list[type] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)  # per-service wiring shared by api and tasks
+    options: dict[str, Any] = field(default_factory=dict)  # deprecated: use ``state``
+    state: S = None  # type: ignore[assignment]  # set by the service's build step
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
 
     def start_reaper(self) -> None:
@@ -74,7 +81,8 @@ class ServiceRuntime:
             dispatcher.shutdown()
 
 
-def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings, job_model: type) -> ServiceRuntime:
+def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings, job_model: type,
+                  state: S | None = None) -> ServiceRuntime[S]:
     sessions = session_factory(settings.database_url)
     queue = JobQueue(name, job_model, sessions, settings, status_path=f"{prefix}/jobs")
     celery = make_celery(name, settings)
@@ -92,4 +100,5 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
         # one blob folder per service, so an account purge in one service never races another
         blobs=BlobStore(settings.blob_dir / name), jobs=queue, celery=celery, run_job=run_job,
         require_identity=identity_dependency(lambda: settings.internal_secret),
+        state=state,  # type: ignore[arg-type]  # None until the service sets it
     )

@@ -36,6 +36,9 @@ class CommonSettings(BaseSettings):
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
     job_time_limit_s: int = 300
+    # Synchronous endpoints wait this long for their job, then answer 503 time_budget_exceeded with
+    # the job's status URL (the job goes on).
+    sync_budget_s: float = Field(default=20.0, gt=0, le=300)
     job_max_attempts: int = 3
     job_lease_grace_s: int = 30
     job_redispatch_after_s: int = 300
