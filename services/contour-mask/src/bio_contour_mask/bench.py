@@ -138,8 +138,9 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def latency(items: list[tuple[Path, Path, str]], repeat: int) -> dict[str, Any]:
-    from bio_contour_mask import service
     from bio_contour_mask.app import build
+    from bio_contour_mask.service.inputs import validate_input
+    from bio_contour_mask.service.processing import process
     from bio_contour_mask.settings import ContourMaskSettings
     from bio_shared.db import migrate
 
@@ -161,8 +162,8 @@ def latency(items: list[tuple[Path, Path, str]], repeat: int) -> dict[str, Any]:
 
         def timed(case: str, rt: Any, data: bytes, map_bytes: bytes | None, landmarks: Any) -> float:
             t = time.perf_counter()
-            inp = service.validate_input(rt, data, landmarks, map_bytes, {}, decode=False)
-            result = service.process(rt, "bench", uuid.uuid4().hex, inp)
+            inp = validate_input(rt, data, landmarks, map_bytes, {}, decode=False)
+            result = process(rt, "bench", uuid.uuid4().hex, inp)
             ms = (time.perf_counter() - t) * 1000
             for k, v in result["timings_ms"].items():
                 stages.setdefault(case, {}).setdefault(k, []).append(v)

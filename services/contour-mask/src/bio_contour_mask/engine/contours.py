@@ -123,8 +123,8 @@ def bezier_segments(pts: np.ndarray, smoothing: float) -> np.ndarray:
 
 def ring_path(pts: np.ndarray, smoothing: float) -> str:
     segs = np.round(bezier_segments(pts, smoothing), 2) + 0.0  # + 0.0: no "-0"
-    head = "M%g %g " % (segs[0, 0, 0], segs[0, 0, 1])
-    body = " ".join("C%g %g %g %g %g %g" % tuple(row) for row in segs[:, 1:].reshape(-1, 6).tolist())
+    head = f"M{segs[0, 0, 0]:g} {segs[0, 0, 1]:g} "
+    body = " ".join("C{:g} {:g} {:g} {:g} {:g} {:g}".format(*tuple(row)) for row in segs[:, 1:].reshape(-1, 6).tolist())
     return head + body + " Z"
 
 

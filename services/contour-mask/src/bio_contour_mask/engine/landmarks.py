@@ -155,7 +155,7 @@ def parse_landmarks(raw: Any, width: int, height: int, normalized: bool = False)
 
 MIN_FACE_EXTENT_PX = 8.0  # smaller point sets give no usable regions (and an absurd alignment scale)
 MIN_SPREAD_RATIO = 0.05  # smaller axis of the point cloud over its larger one: below it, the points are on a line
-MIN_DISTINCT_SHARE = 0.5  # closed lips and eyes make some points coincide, never most of them
+MIN_DISTINCT_SHARE = 0.1  # closed lips and eyes (and meshes mapped from 68 points) make many points coincide
 
 
 def check_geometry(pts: np.ndarray, scheme: str) -> None:
