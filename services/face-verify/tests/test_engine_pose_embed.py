@@ -84,8 +84,11 @@ def test_a_strongly_turned_face_is_refused(dlib_verifier, faces):
 
 
 def test_score_is_a_documented_function_of_distance():
+    """dlib: the platform's fitted mapping (0.5 at its midpoint); FaceNet: 0.5 at its threshold."""
+    assert DLIB_SPEC.score(DLIB_SPEC.calibration.midpoint) == pytest.approx(0.5)
+    assert DLIB_SPEC.calibration.fitted_on == ["faces/face_recognition"] and 0.4 < DLIB_SPEC.calibration.midpoint < 0.7
+    assert FACENET_SPEC.score(FACENET_SPEC.threshold) == pytest.approx(0.5)
     for spec in (DLIB_SPEC, FACENET_SPEC):
-        assert spec.score(spec.threshold) == pytest.approx(0.5)
         assert spec.score(0) > 0.99 and spec.score(spec.threshold * 2) < 0.01
         assert spec.score(float("inf")) == 0.0
         assert all(spec.score(a) > spec.score(b) for a, b in ((0.1, 0.2), (0.5, 0.9)))
@@ -121,7 +124,7 @@ def test_facenet_loading_path_with_a_written_weights_file(tmp_path, monkeypatch,
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
     path = nets.facenet_weights_path()
     assert path == tmp_path / "th" / "checkpoints" / "20180402-114759-vggface2.pt"
-    assert get_verifier("auto").spec.name == "dlib-resnet-v1"  # absent: dlib
+    assert get_verifier("auto").spec.name == "dlib_resnet_v1"  # absent: dlib
     path.parent.mkdir(parents=True)
     torch.save(nets.InceptionResnetV1().state_dict(), path)
     verifier = get_verifier("auto")

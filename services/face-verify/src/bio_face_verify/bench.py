@@ -160,6 +160,13 @@ def run_bench(settings: Any, out: Path, cpu: int | None, runs: int, throughput_j
         t = time.perf_counter()
         report["accuracy"] = evaluate(faces_dir, progress=lambda m: print("  " + m, flush=True))
         report["accuracy"]["seconds"] = round(time.perf_counter() - t, 1)
+    if not skip_accuracy:
+        from bio_face_verify.bench_pose import run_pose_bench
+        from bio_face_verify.engine.pose import PoseTolerance
+
+        print("frontal check ...", flush=True)
+        tol = PoseTolerance(settings.max_yaw_deg, settings.max_pitch_deg, settings.max_roll_deg)
+        report["frontal_check"] = run_pose_bench(faces_dir, tol, progress=lambda m: print("  " + m, flush=True))
     photos = [photo_640x480(faces_dir / rel) for rel in PAIR]
     print("engine latency (640 x 480) ...", flush=True)
     report["engine_latency"] = engine_latency(photos, runs)
@@ -188,6 +195,10 @@ def render(report: dict[str, Any]) -> str:
                   "Failed images per pipeline: "
                   + "; ".join(f"{k}: {v['failed_images'] or 'none'}" for k, v in report["accuracy"]["pipelines"].items()),
                   ""]
+    if "frontal_check" in report:
+        from bio_face_verify.bench_pose import render as render_pose
+
+        lines += render_pose(report["frontal_check"]) + ["", "Command: `bio-face-verify bench` (this report).", ""]
     lines += ["## Latency (640 x 480 photos)", "", "| what | n | p50 ms | p95 ms |", "|---|---:|---:|---:|"]
     for key, val in report["engine_latency"].items():
         if isinstance(val, dict):
@@ -209,6 +220,11 @@ def summary(report: dict[str, Any]) -> str:
     for name, m in report.get("accuracy", {}).get("pipelines", {}).items():
         if "accuracy" in m:
             parts.append(f"{name}: accuracy {m['accuracy']:.4f} EER {m['eer']:.4f} TAR@FAR1% {m['tar_at_far_1pct']:.4f}")
+    if "frontal_check" in report:
+        held = report["frontal_check"]["held_out"]["summary"]
+        parts.append(f"frontal check (held-out): false-reject rate {held['false_reject_rate']:.2%}, roll within 5 deg "
+                     f"{held['roll']['within_5_deg']}/{held['roll']['rotated_copies']}, profile-like probes rejected "
+                     f"{held['profile_probes']['rejected']}/{held['profile_probes']['probes']}")
     lat = report["engine_latency"]
     jobs = report["jobs"]
     parts.append(f"mtcnn p50 {lat['mtcnn_detect_min_face_40px']['p50_ms']} ms; dlib embed p50 "
