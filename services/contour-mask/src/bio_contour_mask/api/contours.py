@@ -12,13 +12,14 @@ from bio_contour_mask.api.request import REQUEST_BODY, ContourRequest
 from bio_contour_mask.runtime import PREFIX, ContourRuntime
 from bio_contour_mask.service.inputs import ContourInput, validate_input
 from bio_contour_mask.service.submit import extract_now, submit_contours
-from bio_shared.app import accepted
+from bio_shared.app import ERROR_RESPONSES, accepted
 from bio_shared.errors import InvalidJson, PayloadTooLarge, TimeBudgetExceeded, Unprocessable, UnsupportedMedia
 from bio_shared.jobs import job_to_dict
 from bio_shared.schemas import JobOut
 from bio_shared.web.errors import error_responses
 
-router = APIRouter(prefix=PREFIX, tags=["contour_mask: contours"], dependencies=[Depends(require_identity)])
+router = APIRouter(prefix=PREFIX, tags=["contour_mask: contours"], responses=ERROR_RESPONSES,
+                   dependencies=[Depends(require_identity)])
 
 UPLOAD_ERRORS = (*E.INPUT_ERRORS, InvalidJson, PayloadTooLarge, UnsupportedMedia, Unprocessable)
 

@@ -12,11 +12,12 @@ from bio_contour_mask import exceptions as E
 from bio_contour_mask.api.deps import IdentityDep, RuntimeDep, require_identity
 from bio_contour_mask.runtime import PREFIX
 from bio_contour_mask.service.downloads import ARTIFACTS, artifact, region_mask
-from bio_shared.app import finished_job
+from bio_shared.app import ERROR_RESPONSES, finished_job
 from bio_shared.errors import Conflict, NotFound
 from bio_shared.web.errors import error_responses
 
-router = APIRouter(prefix=f"{PREFIX}/jobs", tags=["contour_mask: outputs"], dependencies=[Depends(require_identity)])
+router = APIRouter(prefix=f"{PREFIX}/jobs", tags=["contour_mask: outputs"], responses=ERROR_RESPONSES,
+                   dependencies=[Depends(require_identity)])
 JobId = Annotated[str, Path(description="the job id")]
 OUTPUT_ERRORS = error_responses(E.OutputNotFound, NotFound, Conflict)
 SUMMARIES = {
