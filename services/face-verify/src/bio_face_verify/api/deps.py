@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, File, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from bio_face_verify.runtime import FaceVerifyRuntime
@@ -35,11 +36,16 @@ IdentityDep = Annotated[Identity, Depends(require_identity)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
-def photo_pair(
-    image_a: Annotated[UploadFile, File(description="first photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")],
-    image_b: Annotated[UploadFile, File(description="second photo")],
-) -> dict[str, UploadFile]:
-    return {"image_a": image_a, "image_b": image_b}
+class FaceVerifyPhotoPair(BaseModel):
+    """The multipart body of a verification: two photos."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    image_a: UploadFile = Field(description="first photo (JPEG, PNG, WebP, TIFF, BMP, GIF)")
+    image_b: UploadFile = Field(description="second photo")
+
+
+def photo_pair(body: Annotated[FaceVerifyPhotoPair, File()]) -> dict[str, UploadFile]:
+    return {"image_a": body.image_a, "image_b": body.image_b}
 
 
 async def read_pair(rt: FaceVerifyRuntime, files: dict[str, UploadFile]) -> dict[str, Upload]:
