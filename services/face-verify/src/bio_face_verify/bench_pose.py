@@ -74,12 +74,12 @@ def turn(rgb: np.ndarray, box: np.ndarray, degrees: float) -> np.ndarray:
     depth = 3.0 * f
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     a = math.radians(degrees)
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
     dst = []
     for x, y in src:
         z = depth + (x - cx) * math.sin(a)
         dst.append([cx + depth * (x - cx) * math.cos(a) / z, cy + depth * (y - cy) / z])
-    homography = cv2.getPerspectiveTransform(src, np.float32(dst))
+    homography = cv2.getPerspectiveTransform(src, np.array(dst, dtype=np.float32))
     return cv2.warpPerspective(rgb, homography, (w, h), borderMode=cv2.BORDER_REPLICATE)
 
 

@@ -4,10 +4,10 @@ platform's normalize job."""
 from fastapi import APIRouter
 
 from bio_contour_mask.api import contours, outputs
-from bio_shared.runtime import ServiceRuntime
+from bio_contour_mask.runtime import ContourRuntime
 from bio_shared.uploads import normalize_router
 
 
-def routers(rt: ServiceRuntime) -> list[APIRouter]:
-    what = f"RGB, longer side at most {rt.settings.max_side} px"
+def routers(rt: ContourRuntime) -> list[APIRouter]:
+    what = f"RGB, longer side at most {rt.state.settings.max_side} px"
     return [normalize_router(rt, what=what), contours.router, outputs.router]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from fastapi import Request
+from fastapi import UploadFile as FastApiUpload
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -70,11 +71,11 @@ async def _from_form(request: Request, max_bytes: int) -> ContourRequest:
     file = form.get("file")
     if not isinstance(file, UploadFile):
         raise MissingImage("multipart field 'file' (the image) is required")
-    image = await read_upload(file, max_bytes)
+    image = await read_upload(cast(FastApiUpload, file), max_bytes)
     label_map = form.get("label_map")
     map_bytes = None
     if isinstance(label_map, UploadFile):
-        map_bytes = await read_upload(label_map, max_bytes)
+        map_bytes = await read_upload(cast(FastApiUpload, label_map), max_bytes)
     elif label_map:
         raise InvalidLabelMap("multipart field 'label_map' must be a file")
     return ContourRequest(image, form.get("landmarks"), map_bytes, form.get("options"), file.filename)

@@ -72,12 +72,12 @@ class Landmarks:
     @property
     def right_eye_centre(self) -> np.ndarray:
         idx = IBUG_RIGHT_EYE if self.scheme == "ibug68" else MP_RIGHT_EYE
-        return self.points[idx].mean(axis=0)
+        return np.asarray(self.points[idx].mean(axis=0))
 
     @property
     def left_eye_centre(self) -> np.ndarray:
         idx = IBUG_LEFT_EYE if self.scheme == "ibug68" else MP_LEFT_EYE
-        return self.points[idx].mean(axis=0)
+        return np.asarray(self.points[idx].mean(axis=0))
 
     def transformed(self, matrix: np.ndarray) -> Landmarks:
         pts = self.points @ matrix[:, :2].T + matrix[:, 2]
@@ -102,7 +102,7 @@ def raised_brows(points: np.ndarray) -> np.ndarray:
     brows = points[[26, 25, 24, 23, 22, 21, 20, 19, 18, 17]]
     # raise the middle of the line most (a forehead arc), the outer ends less
     weights = np.array([0.35, 0.7, 0.9, 1.0, 1.0, 1.0, 1.0, 0.9, 0.7, 0.35])
-    return brows + (lift * weights)[:, None] * up
+    return np.asarray(brows + (lift * weights)[:, None] * up)
 
 
 def brow_band(line: np.ndarray, eye: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from bio_contour_mask.engine import phash
 from bio_contour_mask.engine.align import compose, scale_matrix
 from bio_contour_mask.models import CacheEntry
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.service.inputs import ContourInput
 from bio_contour_mask.service.outputs import (
     Rendered,
@@ -25,7 +26,6 @@ from bio_contour_mask.service.outputs import (
 )
 from bio_contour_mask.service.storage import result_key
 from bio_shared.db import session_scope, utcnow
-from bio_shared.runtime import ServiceRuntime
 
 ENGINE_VERSION = "contours-1"  # part of every cache key: a change of the engine never serves stale results
 CACHE_LOOKUPS = Counter("bio_contour_cache", "Result cache lookups of the contour-mask service (hit, miss)",
@@ -47,12 +47,12 @@ def cache_key(inp: ContourInput) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 
-def lookup(rt: ServiceRuntime[Any], owner_id: str, key: str, sig: phash.Signature) -> Any:
+def lookup(rt: ContourRuntime, owner_id: str, key: str, sig: phash.Signature) -> Any:
     c = CacheEntry
     with rt.sessions() as s:
         rows = s.execute(select(c.id, c.phash, c.thumb, c.width, c.height, c.result_id)
                          .where(c.owner_id == owner_id, c.key_hash == key)
-                         .order_by(c.created_at.desc()).limit(rt.settings.cache_candidates)).all()
+                         .order_by(c.created_at.desc()).limit(rt.state.settings.cache_candidates)).all()
     for row in rows:
         cand = phash.Signature(int(row.phash, 16), row.thumb, row.width, row.height)
         if phash.same_image(sig, cand) and rt.blobs.exists(result_key(owner_id, row.result_id, "result.json")):
@@ -60,19 +60,19 @@ def lookup(rt: ServiceRuntime[Any], owner_id: str, key: str, sig: phash.Signatur
     return None
 
 
-def record_hit(rt: ServiceRuntime[Any], hit: Any) -> None:
+def record_hit(rt: ContourRuntime, hit: Any) -> None:
     CACHE_LOOKUPS.labels("hit").inc()
     with session_scope(rt.sessions) as s:
         s.execute(update(CacheEntry).where(CacheEntry.id == hit.id).values(hits=CacheEntry.hits + 1))
 
 
-def store(rt: ServiceRuntime[Any], owner_id: str, key: str, sig: phash.Signature, result_id: str) -> None:
+def store(rt: ContourRuntime, owner_id: str, key: str, sig: phash.Signature, result_id: str) -> None:
     with session_scope(rt.sessions) as s:
         s.add(CacheEntry(owner_id=owner_id, key_hash=key, phash=f"{sig.phash:016x}", thumb=sig.thumb,
                          width=sig.width, height=sig.height, result_id=result_id, created_at=utcnow()))
 
 
-def from_cache(rt: ServiceRuntime[Any], owner_id: str, job_id: str, inp: ContourInput, hit: Any, timer: Timer,
+def from_cache(rt: ContourRuntime, owner_id: str, job_id: str, inp: ContourInput, hit: Any, timer: Timer,
                t: float) -> dict[str, Any]:
     stored = json.loads(rt.blobs.get(result_key(owner_id, hit.result_id, "result.json")))
     if (hit.width, hit.height) == (inp.width, inp.height):

@@ -87,7 +87,7 @@ def header_size(data: bytes) -> tuple[int, int, str]:
 def quick_signature(data: bytes, max_bytes: int, max_pixels: int) -> phash.Signature:
     """Signature from a small decode (JPEG DCT scaling): what lets a cache hit skip the full decode."""
     check_size(data, max_bytes)
-    img = Image.open(io.BytesIO(data))
+    img: Image.Image = Image.open(io.BytesIO(data))
     if (img.format or "").upper() not in ALLOWED_FORMATS or img.size[0] * img.size[1] > max_pixels:
         raise ValueError("not a decodable image")
     full_w, full_h = img.size

@@ -10,16 +10,16 @@ import numpy as np
 from bio_contour_mask.engine import render
 from bio_contour_mask.engine.contours import rasterise_region
 from bio_contour_mask.exceptions import NotAContourJob, OutputNotFound, RegionNotFound
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.service.jobs import CONTOURS_KIND
 from bio_contour_mask.service.outputs import regions_from_doc
 from bio_contour_mask.service.storage import result_key
-from bio_shared.runtime import ServiceRuntime
 
 ARTIFACTS = {"svg": ("svg", "image/svg+xml"), "png": ("png", "image/png"), "json": ("json", "application/json"),
              "aligned": ("aligned.jpg", "image/jpeg")}
 
 
-def artifact(rt: ServiceRuntime[Any], job: Any, what: str) -> tuple[bytes, str]:
+def artifact(rt: ContourRuntime, job: Any, what: str) -> tuple[bytes, str]:
     ext, media = ARTIFACTS[what]
     rid = (job.result or {}).get("result_id")
     if not rid or not rt.blobs.exists(result_key(job.owner_id, rid, ext)):
@@ -27,7 +27,7 @@ def artifact(rt: ServiceRuntime[Any], job: Any, what: str) -> tuple[bytes, str]:
     return rt.blobs.get(result_key(job.owner_id, rid, ext)), media
 
 
-def region_mask(rt: ServiceRuntime[Any], job: Any, region: str) -> bytes:
+def region_mask(rt: ContourRuntime, job: Any, region: str) -> bytes:
     """One region as a black-and-white PNG of the output space, drawn from the stored geometry."""
     if job.kind != CONTOURS_KIND:
         raise NotAContourJob("this job has no regions")

@@ -19,11 +19,11 @@ from bio_contour_mask.engine.errors import InputError
 from bio_contour_mask.engine.landmarks import Landmarks, parse_landmarks
 from bio_contour_mask.engine.pipeline import Options
 from bio_contour_mask.exceptions import InvalidBase64, InvalidLandmarks, InvalidOptions, from_input_error
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.schemas import ContourOptions
 from bio_contour_mask.service.decoders import decode_label_map, header_size
 from bio_shared.errors import BioError, InvalidJson
 from bio_shared.jsonsafe import loads_limited
-from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for
 
 MAX_FIELD_BYTES = 1_000_000  # 478 points as JSON text are ~30 KB
@@ -93,8 +93,8 @@ def engine_options(o: ContourOptions) -> Options:
                    smoothing=o.smoothing, aligned_size=o.aligned_size, margin=o.margin, label_order=o.label_order)
 
 
-def check_label_map(rt: ServiceRuntime[Any], map_bytes: bytes, width: int, height: int) -> np.ndarray:
-    s = rt.settings
+def check_label_map(rt: ContourRuntime, map_bytes: bytes, width: int, height: int) -> np.ndarray:
+    s = rt.state.settings
     labels = decode_label_map(map_bytes, s.max_upload_bytes, s.max_image_pixels)
     try:
         L.validate_label_map(labels, width, height)
@@ -103,7 +103,7 @@ def check_label_map(rt: ServiceRuntime[Any], map_bytes: bytes, width: int, heigh
     return labels
 
 
-def validate_input(rt: ServiceRuntime[Any], image: bytes, landmarks_raw: Any, map_bytes: bytes | None,
+def validate_input(rt: ContourRuntime, image: bytes, landmarks_raw: Any, map_bytes: bytes | None,
                    options_raw: Any, filename: str | None = None, landmarks_in_pixels: bool = False,
                    decode: bool = True) -> ContourInput:
     """Everything a caller can get wrong, checked before any work. ``landmarks_in_pixels``: stored job params

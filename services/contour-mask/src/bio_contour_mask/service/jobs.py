@@ -8,20 +8,20 @@ from typing import Any
 
 from bio_contour_mask.exceptions import InputMissing
 from bio_contour_mask.models import CacheEntry
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.service.inputs import validate_input
 from bio_contour_mask.service.processing import process
 from bio_contour_mask.service.storage import drop_inputs, result_key
 from bio_shared.errors import BioError
 from bio_shared.images import Mode, fit_rgb
 from bio_shared.jobs import JobContext
-from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import register_normalize_job
 
 NORMALIZE_MODE: Mode = "rgb"
 CONTOURS_KIND = "contours"
 
 
-def run_contours(rt: ServiceRuntime[Any], ctx: JobContext) -> dict[str, Any]:
+def run_contours(rt: ContourRuntime, ctx: JobContext) -> dict[str, Any]:
     p = ctx.params
     done_key = result_key(ctx.owner_id, f"job-{ctx.id}", "json")
     if p.get("image_key") and rt.blobs.exists(p["image_key"]):
@@ -42,8 +42,8 @@ def run_contours(rt: ServiceRuntime[Any], ctx: JobContext) -> dict[str, Any]:
     raise InputMissing("the uploaded image is no longer available; submit it again")
 
 
-def register_jobs(rt: ServiceRuntime[Any]) -> None:
-    register_normalize_job(rt, partial(fit_rgb, max_side=rt.settings.max_side), mode=NORMALIZE_MODE)
+def register_jobs(rt: ContourRuntime) -> None:
+    register_normalize_job(rt, partial(fit_rgb, max_side=rt.state.settings.max_side), mode=NORMALIZE_MODE)
     rt.owned_models[:0] = [CacheEntry]
 
     @rt.jobs.handler(CONTOURS_KIND, on_abandon=lambda params: drop_inputs(rt, params))

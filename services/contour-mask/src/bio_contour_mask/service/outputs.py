@@ -15,9 +15,9 @@ from prometheus_client import Histogram
 from bio_contour_mask.engine import render
 from bio_contour_mask.engine.align import invert
 from bio_contour_mask.engine.contours import Region, Ring
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.schemas import ContourOptions
 from bio_contour_mask.service.storage import result_key
-from bio_shared.runtime import ServiceRuntime
 
 STAGE_SECONDS = Histogram("bio_contour_stage_seconds", "Time per processing stage of a contour job", ["stage"],
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
@@ -80,7 +80,7 @@ class Rendered:
     aligned_jpg: bytes | None
 
 
-def render_and_store(rt: ServiceRuntime[Any], owner_id: str, rid: str, out: Rendered, options: ContourOptions,
+def render_and_store(rt: ContourRuntime, owner_id: str, rid: str, out: Rendered, options: ContourOptions,
                      timer: Timer, t: float) -> dict[str, Any]:
     """Render every output (whatever formats were asked: a later cache hit may ask for others), store them
     under the result id, and store the result facts for cache hits."""
@@ -104,17 +104,17 @@ def render_and_store(rt: ServiceRuntime[Any], owner_id: str, rid: str, out: Rend
     return stored
 
 
-def job_result(rt: ServiceRuntime[Any], owner_id: str, job_id: str, stored: dict[str, Any],
+def job_result(rt: ContourRuntime, owner_id: str, job_id: str, stored: dict[str, Any],
                options: ContourOptions, cache: str, timer: Timer) -> dict[str, Any]:
     base = rt.jobs.status_url(job_id)
-    links = {fmt: f"{base}/{fmt}" for fmt in options.formats}
+    links: dict[str, str] = {fmt: f"{base}/{fmt}" for fmt in options.formats}
     links["masks"] = f"{base}/masks/{{region}}"
     if stored.get("has_aligned_image"):
         links["aligned_image"] = f"{base}/aligned"
     result = {k: v for k, v in stored.items() if k != "has_aligned_image"}
     result.update(cache=cache, formats=list(options.formats), links=links,
                   timings_ms={**timer.timings, "total": round(sum(timer.timings.values()), 3)})
-    if "svg" in options.formats and options.inline_svg and stored["svg_bytes"] <= rt.settings.inline_svg_max_bytes:
+    if "svg" in options.formats and options.inline_svg and stored["svg_bytes"] <= rt.state.settings.inline_svg_max_bytes:
         svg = rt.blobs.get(result_key(owner_id, stored["result_id"], "svg"))
         result["svg_base64"] = base64.b64encode(svg).decode()
     return result

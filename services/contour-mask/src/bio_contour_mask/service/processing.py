@@ -13,6 +13,7 @@ from bio_contour_mask.engine.detect import MODEL_NAME
 from bio_contour_mask.engine.errors import InputError
 from bio_contour_mask.engine.pipeline import Result, run
 from bio_contour_mask.exceptions import from_input_error
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.service import cache
 from bio_contour_mask.service.decoders import quick_signature
 from bio_contour_mask.service.inputs import ContourInput, check_label_map, engine_options
@@ -25,15 +26,14 @@ from bio_contour_mask.service.outputs import (
     transform_facts,
 )
 from bio_shared.inference import timed_inference
-from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import decode_for
 
 
-def _signature(rt: ServiceRuntime[Any], inp: ContourInput) -> Any:
-    if not rt.settings.cache_enabled:
+def _signature(rt: ContourRuntime, inp: ContourInput) -> Any:
+    if not rt.state.settings.cache_enabled:
         return None
     try:
-        return quick_signature(inp.image, rt.settings.max_upload_bytes, rt.settings.max_image_pixels)
+        return quick_signature(inp.image, rt.state.settings.max_upload_bytes, rt.state.settings.max_image_pixels)
     except Exception:  # no signature, no cache: the full decode below reports what is wrong
         return None
 
@@ -47,7 +47,8 @@ def _facts(inp: ContourInput, res: Result) -> dict[str, Any]:
         "label_map": None if inp.labels is None else {
             "width": int(inp.labels.shape[1]), "height": int(inp.labels.shape[0]), "order": res.label_order,
             "order_scores": {k: round(float(v), 3) for k, v in (res.order_scores or {}).items()},
-            "classes": [L.ORDERS[res.label_order][v] for v in np.flatnonzero(np.bincount(inp.labels.ravel()))]},
+            "classes": [L.ORDERS[res.label_order or "celebamask-hq"][v]
+                        for v in np.flatnonzero(np.bincount(inp.labels.ravel()))]},
         "missing": res.missing,
         "transform": transform_facts(a.matrix, a.angle_deg, a.scale, a.size),
         "space": {"kind": inp.options.coordinate_space, "width": res.width, "height": res.height},
@@ -66,7 +67,7 @@ def _aligned_jpeg(res: Result) -> bytes | None:
     return buf.tobytes() if ok else None
 
 
-def compute(rt: ServiceRuntime[Any], inp: ContourInput, timer: Timer, t: float) -> Result:
+def compute(rt: ContourRuntime, inp: ContourInput, timer: Timer, t: float) -> Result:
     pixels = inp.pixels if inp.pixels is not None else decode_for(rt, inp.image, "rgb").pixels
     if inp.label_map is not None and inp.labels is None:
         inp.labels = check_label_map(rt, inp.label_map, inp.width, inp.height)
@@ -82,7 +83,7 @@ def compute(rt: ServiceRuntime[Any], inp: ContourInput, timer: Timer, t: float) 
     return res
 
 
-def process(rt: ServiceRuntime[Any], owner_id: str, job_id: str, inp: ContourInput) -> dict[str, Any]:
+def process(rt: ContourRuntime, owner_id: str, job_id: str, inp: ContourInput) -> dict[str, Any]:
     timer = Timer()
     t = time.perf_counter()
     key = cache.cache_key(inp)

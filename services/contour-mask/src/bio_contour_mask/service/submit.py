@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bio_contour_mask.exceptions import TooLargeForSync
+from bio_contour_mask.runtime import ContourRuntime
 from bio_contour_mask.service.inputs import ContourInput
 from bio_contour_mask.service.jobs import CONTOURS_KIND
 from bio_contour_mask.service.storage import drop_inputs, upload_key
@@ -13,10 +14,9 @@ from bio_shared.errors import TimeBudgetExceeded, error_from_dict
 from bio_shared.identity import Identity
 from bio_shared.jobs import JobStatus
 from bio_shared.run_now import submit_and_wait, wait_for_job
-from bio_shared.runtime import ServiceRuntime
 
 
-def _store(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput) -> dict[str, Any]:
+def _store(rt: ContourRuntime, identity: Identity, inp: ContourInput) -> dict[str, Any]:
     owner = identity.account_id
     params: dict[str, Any] = {"image_key": rt.blobs.put(upload_key(rt, owner), inp.image), "map_key": None}
     try:
@@ -30,7 +30,7 @@ def _store(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput) -> di
     return params
 
 
-def _submit(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput, wait_s: float) -> Any:
+def _submit(rt: ContourRuntime, identity: Identity, inp: ContourInput, wait_s: float) -> Any:
     params = _store(rt, identity, inp)
     try:
         job = submit_and_wait(rt.jobs, identity, CONTOURS_KIND, params, wait_s=0.0)
@@ -40,20 +40,20 @@ def _submit(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput, wait
     return wait_for_job(rt.jobs, job.id, identity, wait_s=wait_s) if wait_s > 0 else job
 
 
-def submit_contours(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput) -> Any:
+def submit_contours(rt: ContourRuntime, identity: Identity, inp: ContourInput) -> Any:
     """The job row, pending (202)."""
     return _submit(rt, identity, inp, 0.0)
 
 
-def extract_now(rt: ServiceRuntime[Any], identity: Identity, inp: ContourInput) -> Any:
+def extract_now(rt: ContourRuntime, identity: Identity, inp: ContourInput) -> Any:
     """The synchronous variant: the finished job, its error as the typed error it was, or 503
     ``time_budget_exceeded`` naming the job's status URL when ``sync_budget_s`` runs out (the job goes on)."""
-    limit = rt.settings.sync_max_pixels
+    limit = rt.state.settings.sync_max_pixels
     if inp.width * inp.height > limit:
         raise TooLargeForSync(f"the image is {inp.width}x{inp.height}; the synchronous endpoint takes at most "
                               f"{limit} pixels: submit a job (POST {rt.prefix}/jobs/contours)",
                               details={"limit_pixels": limit})
-    budget = rt.settings.sync_budget_s
+    budget = rt.state.settings.sync_budget_s
     job = _submit(rt, identity, inp, budget)
     if job.status == JobStatus.succeeded.value:
         return job

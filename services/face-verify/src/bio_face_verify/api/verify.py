@@ -74,8 +74,8 @@ async def submit_verify(
         description="error: a photo with several faces fails the job; largest: use the largest face")] = "error",
     wait: Annotated[float, Query(ge=0, le=10**6, description="seconds to wait for the outcome (synchronous use)")] = 0,
 ) -> JSONResponse:
-    if wait > rt.settings.max_wait_s:
-        raise E.WaitTooLong(f"wait is at most {rt.settings.max_wait_s:g} s", details={"max_wait_s": rt.settings.max_wait_s})
+    if wait > rt.state.settings.max_wait_s:
+        raise E.WaitTooLong(f"wait is at most {rt.state.settings.max_wait_s:g} s", details={"max_wait_s": rt.state.settings.max_wait_s})
     uploads = await read_pair(rt, files)
     params = {"pose_policy": pose_policy, "multiple_faces": multiple_faces}
     job = await run_in_threadpool(submit_verification, rt, identity, uploads, params, wait)

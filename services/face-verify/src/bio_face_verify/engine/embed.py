@@ -43,7 +43,7 @@ class ModelSpec:
     def score(self, distance: float) -> float:
         return self.calibration.score(distance)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         c = self.calibration
         return {"name": self.name, "version": self.version, "dim": self.dim, "metric": "euclidean",
                 "threshold": self.threshold,
@@ -90,7 +90,7 @@ def dlib_descriptor(rgb: np.ndarray, rect: Any) -> np.ndarray:
     with _DLIB_LOCK:
         shape = sp5(img, rect)
         chip = np.asarray(dlib.get_face_chip(img, shape, 150, 0.25), dtype=np.uint8)
-    return net.forward(chip[None])[0].astype(np.float64)
+    return np.asarray(net.forward(chip[None])[0], dtype=np.float64)
 
 
 def load_dlib_models() -> None:
@@ -127,7 +127,7 @@ class FacenetEmbedder:
         x = self.torch.from_numpy((crop - 127.5) / 128.0).permute(2, 0, 1).unsqueeze(0).to(self.device)
         with self._lock, self.torch.inference_mode():
             out = self.net(x)
-        return out[0].cpu().numpy().astype(np.float64)
+        return np.asarray(out[0].cpu().numpy(), dtype=np.float64)
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:

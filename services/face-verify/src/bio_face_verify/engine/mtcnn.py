@@ -237,8 +237,8 @@ class MTCNN:
         reg = reg[ipass]
         if not len(boxes):
             return empty
-        keep = torch.as_tensor(nms(boxes[:, :4].cpu().numpy(), boxes[:, 4].cpu().numpy(), 0.7), device=self.device)
-        boxes = _rerec(_bbreg(boxes[keep], reg[keep]))
+        kept = torch.as_tensor(nms(boxes[:, :4].cpu().numpy(), boxes[:, 4].cpu().numpy(), 0.7), device=self.device)
+        boxes = _rerec(_bbreg(boxes[kept], reg[kept]))
 
         # Stage 3: ONet on 48x48 crops: final boxes, probabilities and the five landmarks.
         data, valid = _crops(img, rgbf, boxes, 48, w, h)

@@ -94,7 +94,7 @@ def rotation_matrix(yaw: float, pitch: float, roll: float) -> np.ndarray:
     rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
     ry = np.array([[math.cos(y), 0, math.sin(y)], [0, 1, 0], [-math.sin(y), 0, math.cos(y)]])
     rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
-    return rz @ ry @ rx
+    return np.asarray(rz @ ry @ rx)
 
 
 def angles(rot: np.ndarray) -> tuple[float, float, float]:

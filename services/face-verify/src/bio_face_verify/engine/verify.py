@@ -154,7 +154,7 @@ class Verifier:
         }
 
 
-_cache: dict[tuple, Verifier] = {}
+_cache: dict[tuple[Any, ...], Verifier] = {}
 _cache_lock = threading.Lock()
 
 

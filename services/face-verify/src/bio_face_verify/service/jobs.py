@@ -17,11 +17,11 @@ NORMALIZE_MODE: Mode = "rgb"
 
 def load_models(rt: FaceVerifyRuntime) -> None:
     with timed_inference(rt.name, "load"):
-        rt.state.verifier = verifier_for(rt.settings)
+        rt.state.verifier = verifier_for(rt.state.settings)
 
 
 def register_jobs(rt: FaceVerifyRuntime) -> None:
-    register_normalize_job(rt, partial(fit_rgb, max_side=rt.settings.max_side), mode=NORMALIZE_MODE)
+    register_normalize_job(rt, partial(fit_rgb, max_side=rt.state.settings.max_side), mode=NORMALIZE_MODE)
 
     @rt.jobs.handler(VERIFY_KIND, on_abandon=lambda params: drop_inputs(rt, params["inputs"]))
     def verify(ctx: JobContext) -> dict[str, Any]:

@@ -90,7 +90,7 @@ def _read_inputs(rt: FaceVerifyRuntime, keys: dict[str, str]) -> dict[str, bytes
 
 def _analyse(rt: FaceVerifyRuntime, ctx: JobContext, blobs: dict[str, bytes], opts: AnalysisOptions
              ) -> tuple[Verifier, dict[str, Any], dict[str, Any]]:
-    verifier = verifier_for(rt.settings)
+    verifier = verifier_for(rt.state.settings)
     analyses = {}
     for i, label in enumerate(IMAGES):
         rgb = decode_for(rt, blobs[label], "rgb").pixels
@@ -108,7 +108,7 @@ def run_verification(rt: FaceVerifyRuntime, ctx: JobContext) -> dict[str, Any]:
     keys: dict[str, str] = ctx.params["inputs"]
     start = time.perf_counter()
     blobs = _read_inputs(rt, keys)
-    opts = options(rt.settings, ctx.params)
+    opts = options(rt.state.settings, ctx.params)
     try:
         verifier, analyses, comparison = _analyse(rt, ctx, blobs, opts)
     except BioError:
