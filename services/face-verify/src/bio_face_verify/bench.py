@@ -100,43 +100,58 @@ def engine_latency(photos: list[np.ndarray], runs: int) -> dict[str, Any]:
 
 
 def job_latency(photos: list[np.ndarray], runs: int, throughput_jobs: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
     from bio_face_verify.app import SERVICE
-    from bio_shared.testing import service_client
+    from bio_shared.db import migrate
+    from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 
     files = {"image_a": ("a.jpg", _jpeg(photos[0]), "image/jpeg"), "image_b": ("b.jpg", _jpeg(photos[1]), "image/jpeg")}
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, \
-            service_client(SERVICE, Path(tmp) / "var", embedded_job_threads=1, log_level="WARNING") as svc:
-        url = f"{SERVICE.prefix}/jobs/verify"
-        auth = svc.auth("bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        # the embedded mode with one job thread = one worker (SQLite jobs table, in-process jobs)
+        settings = SERVICE.settings(env="test", var_dir=Path(tmp) / "var", database_url="", redis_url="",
+                                    jobs_mode="inprocess", embedded_job_threads=1, log_level="WARNING")
+        migrate(SERVICE.package, settings.database_url)
+        with TestClient(SERVICE.create_app(settings)) as client:
+            out.update(_timed_jobs(client, f"{SERVICE.prefix}/jobs/verify", files, runs, throughput_jobs,
+                                   lambda: {IDENTITY_HEADER: sign_identity(Identity("bench", "user"),
+                                                                           settings.internal_secret, 600)}))
+    return out
 
-        def one(wait: bool) -> tuple[float, dict]:
-            t = time.perf_counter()
-            resp = svc.client.post(url, files=files, headers=auth, params={"wait": 30} if wait else None)
-            body = resp.json()
-            while body["status"] not in ("succeeded", "failed"):
-                time.sleep(0.005)
-                body = svc.client.get(body["status_url"], headers=auth).json()
-            return time.perf_counter() - t, body
 
-        _, warm = one(True)
-        out["model"] = (warm.get("result") or {}).get("model")
-        out["verified"] = (warm.get("result") or {}).get("verified")
-        for mode in ("poll", "wait"):
-            times = []
-            for _ in range(runs):
-                dt, body = one(mode == "wait")
-                assert body["status"] == "succeeded", body
-                times.append(dt)
-            out[f"end_to_end_{mode}"] = _summary(times)
+def _timed_jobs(client: Any, url: str, files: dict[str, Any], runs: int, throughput_jobs: int,
+                headers: Any) -> dict[str, Any]:
+    """Submit-to-result latency (polling and ?wait=) and throughput with one job thread."""
+    out: dict[str, Any] = {}
+
+    def one(wait: bool) -> tuple[float, dict[str, Any]]:
         t = time.perf_counter()
-        urls = [svc.client.post(url, files=files, headers=auth).json()["status_url"] for _ in range(throughput_jobs)]
-        for status_url in urls:
-            while svc.client.get(status_url, headers=auth).json()["status"] not in ("succeeded", "failed"):
-                time.sleep(0.02)
-        elapsed = time.perf_counter() - t
-        out["throughput"] = {"jobs": throughput_jobs, "seconds": round(elapsed, 2),
-                             "jobs_per_s": round(throughput_jobs / elapsed, 2)}
+        resp = client.post(url, files=files, headers=headers(), params={"wait": 30} if wait else None)
+        body = resp.json()
+        while body["status"] not in ("succeeded", "failed"):
+            time.sleep(0.005)
+            body = client.get(body["status_url"], headers=headers()).json()
+        return time.perf_counter() - t, body
+
+    _, warm = one(True)
+    out["model"] = (warm.get("result") or {}).get("model")
+    out["verified"] = (warm.get("result") or {}).get("verified")
+    for mode in ("poll", "wait"):
+        times = []
+        for _ in range(runs):
+            dt, body = one(mode == "wait")
+            assert body["status"] == "succeeded", body
+            times.append(dt)
+        out[f"end_to_end_{mode}"] = _summary(times)
+    t = time.perf_counter()
+    urls = [client.post(url, files=files, headers=headers()).json()["status_url"] for _ in range(throughput_jobs)]
+    for status_url in urls:
+        while client.get(status_url, headers=headers()).json()["status"] not in ("succeeded", "failed"):
+            time.sleep(0.02)
+    elapsed = time.perf_counter() - t
+    out["throughput"] = {"jobs": throughput_jobs, "seconds": round(elapsed, 2),
+                         "jobs_per_s": round(throughput_jobs / elapsed, 2)}
     return out
 
 
