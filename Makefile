@@ -3,17 +3,26 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PACKAGES := shared gateway services/fingerprint services/face-recognition services/face-verify services/contour-mask
+# The services come from the platform's one list (bio_shared/services.toml), read with the stdlib.
+CATALOGUE := shared/src/bio_shared/services.toml
+catalogue = $(shell $(PYTHON) -c 'import tomllib; print(" ".join(s["$(1)"] for s in tomllib.load(open("$(CATALOGUE)", "rb"))["service"]))')
+SERVICE_FOLDERS := $(call catalogue,folder)
+SERVICE_CLIS := $(call catalogue,cli)
+PACKAGES := shared gateway $(addprefix services/,$(SERVICE_FOLDERS))
+ifeq ($(strip $(SERVICE_FOLDERS)),)
+$(error cannot read $(CATALOGUE) with $(PYTHON) (Python 3.11 or newer is needed))
+endif
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export BIOMETRICS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: help install run migrate create-admin test test-tools up down status bench clean
+.PHONY: help install run migrate create-admin test test-tools lint up down status bench clean services
 
 help:
 	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
 	@echo "make test          install test dependencies and run the whole suite"
+	@echo "make lint          ruff, mypy (strict on bio_shared and every engine/) and the import contracts"
 	@echo "make up / down     distributed mode on loopback: gateway, 4 services, 4 Celery workers (PostgreSQL + Redis)"
 	@echo "make create-admin  EMAIL=... [PASSWORD=...]: create or promote an admin account"
 	@echo "make bench         benchmarks; reports under reports/"
@@ -21,13 +30,13 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(CATALOGUE) $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PIP) -c constraints.txt $(addprefix -e ,$(PACKAGES))
 	$(PIP) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	@touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
-	$(PIP) -c constraints.txt -r requirements-test.txt
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt shared/testing/pyproject.toml
+	$(PIP) -c constraints.txt -r requirements-test.txt -e shared/testing
 	@touch $@
 
 # Command-line tools the deployment tests run for real: docker-compose (config validation), promtool
@@ -42,6 +51,17 @@ test-tools:
 	fi
 
 install: $(VENV)/.installed
+
+$(VENV)/.lint-installed: $(VENV)/.test-installed requirements-lint.txt
+	$(PIP) -c constraints.txt -r requirements-lint.txt
+	@touch $@
+
+# Ruff's rules, mypy's strictness per package and the layering contracts are in pyproject.toml.
+lint: $(VENV)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/mypy --explicit-package-bases conftest.py tests deploy
+	$(BIN)/lint-imports
 
 migrate: install
 	$(BIN)/bio-platform migrate
@@ -64,8 +84,6 @@ down:
 status: install
 	$(BIN)/python deploy/local/launch.py status
 
-SERVICE_CLIS := bio-fingerprint bio-face-recognition bio-face-verify bio-contour-mask
-
 bench: $(VENV)/.test-installed test-tools
 	$(PIP) -c constraints.txt -e "services/fingerprint[bench]"  # NBIS baseline next to our matcher
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
@@ -76,4 +94,7 @@ bench: $(VENV)/.test-installed test-tools
 	done
 
 clean:
-	rm -rf $(VENV) var reports .pytest_cache
+	rm -rf $(VENV) var reports .pytest_cache .mypy_cache
+
+services:  # the platform's services, from $(CATALOGUE)
+	@echo "packages: $(PACKAGES)"; echo "clis:     $(SERVICE_CLIS)"

@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from fastapi.testclient import TestClient
+
+from bio_shared.db import dispose_engines
+from bio_shared.runtime import ServiceRuntime
+from bio_testing.shared import identity_headers
+from bio_testing.shell import invert, shell_app, shell_runtime
 
 
 @pytest.fixture(autouse=True)
@@ -25,3 +34,44 @@ def _isolated_bio_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def secret() -> str:
     return "test-internal-secret-" + "x" * 32
+
+
+# -- the throw-away service of the shell tests (bio_testing.shell) -----------------------------------------
+@pytest.fixture
+def make_rt(var_dir: Path, secret: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., ServiceRuntime]]:
+    import bio_shared.app as app_module
+
+    # create_service_app configures the root logger once per process; keep pytest's logging intact.
+    monkeypatch.setattr(app_module, "configure_logging", lambda *a, **k: None)
+    made: list[ServiceRuntime] = []
+
+    def make(transform: Callable[[np.ndarray], np.ndarray] = invert, **over: Any) -> ServiceRuntime:
+        rt = shell_runtime(var_dir, secret, transform, **over)
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        rt.stop()
+    dispose_engines()
+
+
+@pytest.fixture
+def rt(make_rt: Callable[..., ServiceRuntime]) -> ServiceRuntime:
+    return make_rt()
+
+
+@pytest.fixture
+def client(rt: ServiceRuntime) -> Iterator[TestClient]:
+    with TestClient(shell_app(rt)) as c:
+        yield c
+
+
+@pytest.fixture
+def alice(secret: str) -> dict[str, str]:
+    return identity_headers(secret, "acct-alice")
+
+
+@pytest.fixture
+def bob(secret: str) -> dict[str, str]:
+    return identity_headers(secret, "acct-bob")

@@ -22,8 +22,8 @@ from bio_shared.identity import (
     sign_identity,
     verify_identity,
 )
-from bio_shared.testing import identity_headers
 from bio_shared.web.errors import install_error_handlers
+from bio_testing.shared import identity_headers
 
 
 def b64url(data: bytes) -> str:

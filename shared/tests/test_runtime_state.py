@@ -52,3 +52,18 @@ def test_error_reasons_hold_no_object_reprs() -> None:
     with pytest.raises(Unprocessable) as exc:
         decode_image(broken_png)
     assert "object at 0x" not in exc.value.message and "object at 0x" not in str(exc.value.details)
+
+
+class DemoSettings(CommonSettings):
+    demo_threshold: float = 0.25
+
+
+def test_runtime_types_its_settings_too(tmp_path: Path) -> None:
+    settings = DemoSettings(var_dir=tmp_path, env="test", jobs_mode="inprocess", internal_secret="s" * 40)
+    rt: ServiceRuntime[DemoState, DemoSettings] = build_runtime("demo2", "bio_demo", "/api/v1/demo2", settings,
+                                                                StateJob, state=DemoState(threshold=0.1))
+    try:
+        assert rt.settings.demo_threshold == 0.25 and rt.state.threshold == 0.1
+    finally:
+        rt.stop()
+        dispose_engines()

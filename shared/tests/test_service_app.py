@@ -6,127 +6,30 @@ in-process jobs mode, with the normalisation job every service offers, and drive
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from PIL import Image
-from sqlalchemy import func, select
-from sqlalchemy.orm import DeclarativeBase
 
-import bio_shared.app as app_module
-from bio_shared.app import MULTIPART_OVERHEAD, create_service_app, jobs_router, probe_dependencies
-from bio_shared.db import dispose_engines, get_engine
-from bio_shared.identity import IDENTITY_HEADER, Identity
-from bio_shared.jobs import CeleryDispatcher, JobMixin, ThreadDispatcher
-from bio_shared.runtime import ServiceRuntime, build_runtime
-from bio_shared.services import ServiceSpec, discover_services
+from bio_shared.app import probe_dependencies
+from bio_shared.db import dispose_engines
+from bio_shared.identity import IDENTITY_HEADER
+from bio_shared.jobs import CeleryDispatcher, ThreadDispatcher
+from bio_shared.runtime import ServiceRuntime
 from bio_shared.settings import CommonSettings
-from bio_shared.testing import identity_headers
-from bio_shared.uploads import normalize_router, register_normalize_job
+from bio_testing.shared import identity_headers
+from bio_testing.shell import NAME, PREFIX, blob_files, job_count, wait_done
+from bio_testing.shell import ShellJob as Job
+from bio_testing.shell import png_of as png_bytes
+from bio_testing.shell import shell_app as make_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 
-NAME, PREFIX = "shared_apptest", "/api/v1/shared-apptest"
-
-
-class Base(DeclarativeBase):
-    pass
-
-
-class Job(JobMixin, Base):
-    __tablename__ = "shared_apptest_jobs"
-
-
-def png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def invert(pixels: np.ndarray) -> np.ndarray:
-    return 255 - pixels
-
-
-@pytest.fixture(autouse=True)
-def _quiet_logging_setup(monkeypatch: pytest.MonkeyPatch) -> None:
-    # create_service_app configures the root logger once per process; keep pytest's logging intact.
-    monkeypatch.setattr(app_module, "configure_logging", lambda *a, **k: None)
-
-
-@pytest.fixture
-def make_rt(var_dir: Path, secret: str) -> Iterator[Callable[..., ServiceRuntime]]:
-    made: list[ServiceRuntime] = []
-
-    def make(transform: Callable[[np.ndarray], np.ndarray] = invert, **over: Any) -> ServiceRuntime:
-        values: dict[str, Any] = dict(var_dir=var_dir, env="test", jobs_mode="inprocess", internal_secret=secret,
-                                      max_upload_bytes=300_000, job_reap_interval_s=3600, embedded_job_threads=2)
-        values.update(over)
-        settings = CommonSettings(**values)
-        Base.metadata.create_all(get_engine(settings.database_url))
-        rt = build_runtime(NAME, "bio_fingerprint", PREFIX, settings, Job)
-        register_normalize_job(rt, transform, "gray")
-        made.append(rt)
-        return rt
-
-    yield make
-    for rt in made:
-        rt.stop()
-    dispose_engines()
-
-
-def make_app(rt: ServiceRuntime) -> FastAPI:
-    return create_service_app(rt, title="Test service", description="bio_shared shell under test",
-                              routers=[normalize_router(rt, "inverted")])
-
-
-@pytest.fixture
-def rt(make_rt: Callable[..., ServiceRuntime]) -> ServiceRuntime:
-    return make_rt()
-
-
-@pytest.fixture
-def client(rt: ServiceRuntime) -> Iterator[TestClient]:
-    with TestClient(make_app(rt)) as c:
-        yield c
-
-
-@pytest.fixture
-def alice(secret: str) -> dict[str, str]:
-    return identity_headers(secret, "acct-alice")
-
-
-@pytest.fixture
-def bob(secret: str) -> dict[str, str]:
-    return identity_headers(secret, "acct-bob")
-
-
-def wait_done(client: TestClient, url: str, headers: dict[str, str], timeout: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        body = client.get(url, headers=headers).json()
-        if body["status"] in ("succeeded", "failed"):
-            return body
-        time.sleep(0.03)
-    raise AssertionError(f"job at {url} did not finish")
-
-
-def blob_files(rt: ServiceRuntime) -> list[Path]:
-    return sorted(p for p in Path(rt.blobs.root).rglob("*") if p.is_file())
-
-
-def job_count(rt: ServiceRuntime) -> int:
-    with rt.sessions() as s:
-        return s.scalar(select(func.count()).select_from(Job))
 
 
 # -- probes and shell --------------------------------------------------------------------------------------
@@ -169,6 +72,11 @@ def test_request_id_and_openapi(client: TestClient) -> None:
     spec = client.get(f"{PREFIX}/openapi.json").json()
     assert f"{PREFIX}/jobs/normalize" in spec["paths"]
     assert client.get(f"{PREFIX}/docs").status_code == 200
+    operations = {op["operationId"]: op["tags"] for path in spec["paths"].values() for op in path.values()}
+    assert operations == {f"{NAME}_list_jobs": [f"{NAME}: jobs"], f"{NAME}_get_job": [f"{NAME}: jobs"],
+                          f"{NAME}_purge_owner": [f"{NAME}: admin"],
+                          f"{NAME}_submit_normalize_job": [f"{NAME}: jobs"],
+                          f"{NAME}_get_normalized_output": [f"{NAME}: jobs"]}
 
 
 def test_in_process_mode_uses_threads(client: TestClient, rt: ServiceRuntime) -> None:
@@ -304,247 +212,3 @@ def test_queue_down_keeps_the_job_and_its_upload(client: TestClient, rt: Service
     assert len(blob_files(rt)) == 1  # the upload is kept for that run
     items = client.get(f"{PREFIX}/jobs", headers=alice).json()["items"]
     assert len(items) == 1 and items[0]["status"] == "pending"
-
-
-def test_output_before_success_is_409(make_rt: Callable[..., ServiceRuntime], alice: dict[str, str]) -> None:
-    gate = threading.Event()
-
-    def slow(pixels: np.ndarray) -> np.ndarray:
-        gate.wait(10)
-        return pixels
-
-    rt = make_rt(transform=slow)
-    with TestClient(make_app(rt)) as c:
-        r = c.post(f"{PREFIX}/jobs/normalize", headers=alice,
-                   files={"file": ("a.png", png_bytes(np.zeros((20, 20), np.uint8)), "image/png")})
-        url = r.json()["status_url"]
-        out = c.get(f"{url}/output", headers=alice)
-        assert out.status_code == 409
-        assert out.json()["error"]["code"] == "job_not_finished"
-        gate.set()
-        assert wait_done(c, url, alice)["status"] == "succeeded"
-        assert c.get(f"{url}/output", headers=alice).status_code == 200
-
-
-def test_failed_job_reports_error(make_rt: Callable[..., ServiceRuntime], alice: dict[str, str]) -> None:
-    def broken(pixels: np.ndarray) -> np.ndarray:
-        raise RuntimeError("engine exploded")
-
-    rt = make_rt(transform=broken)
-    with TestClient(make_app(rt)) as c:
-        r = c.post(f"{PREFIX}/jobs/normalize", headers=alice,
-                   files={"file": ("a.png", png_bytes(np.zeros((20, 20), np.uint8)), "image/png")})
-        done = wait_done(c, r.json()["status_url"], alice)
-        assert done["status"] == "failed" and done["error"]["code"] == "internal_error"
-        assert c.get(f"{r.json()['status_url']}/output", headers=alice).status_code == 409
-
-
-def test_body_limit_by_content_length(client: TestClient, rt: ServiceRuntime, alice: dict[str, str]) -> None:
-    limit = rt.settings.max_upload_bytes + MULTIPART_OVERHEAD
-    big = b"\x00" * (limit + 1)
-    r = client.post(f"{PREFIX}/jobs/normalize", headers={**alice, "content-type": "application/octet-stream"},
-                    content=big)
-    assert r.status_code == 413
-    err = r.json()["error"]
-    assert err["code"] == "payload_too_large" and err["details"] == {"limit_bytes": limit}
-    assert r.headers["x-request-id"]  # still inside the request-id middleware
-    assert job_count(rt) == 0 and blob_files(rt) == []
-
-
-def test_body_limit_on_streamed_body(client: TestClient, rt: ServiceRuntime, alice: dict[str, str]) -> None:
-    limit = rt.settings.max_upload_bytes + MULTIPART_OVERHEAD
-
-    def chunks() -> Iterator[bytes]:  # no Content-Length: the middleware has to count
-        sent = 0
-        while sent <= limit:
-            yield b"\x00" * 65536
-            sent += 65536
-
-    r = client.post(f"{PREFIX}/jobs/normalize", headers={**alice, "content-type": "multipart/form-data; boundary=x"},
-                    content=chunks())
-    assert r.status_code == 413 and r.json()["error"]["code"] == "payload_too_large"
-    assert job_count(rt) == 0 and blob_files(rt) == []
-
-
-def test_upload_just_over_file_limit_but_under_body_limit(client: TestClient, rt: ServiceRuntime,
-                                                          alice: dict[str, str]) -> None:
-    data = b"\x00" * (rt.settings.max_upload_bytes + 1)
-    r = client.post(f"{PREFIX}/jobs/normalize", headers=alice, files={"file": ("x.png", data, "image/png")})
-    assert r.status_code == 413 and r.json()["error"]["details"] == {"limit_bytes": rt.settings.max_upload_bytes}
-
-
-def test_normalize_retry_reuses_output_of_a_dead_attempt(rt: ServiceRuntime) -> None:
-    """The job is idempotent: an attempt that wrote its output and then died is not redone."""
-    png = png_bytes(np.full((20, 20), 9, np.uint8))
-    rt.jobs.dispatcher = type("Sink", (), {"dispatch": lambda self, *a, **k: None})()
-    job = rt.jobs.submit(Identity("acct-alice", "user"), "normalize",
-                         {"input_key": "acct-alice/uploads/gone.bin", "filename": "f.png"})
-    rt.blobs.put(f"acct-alice/{NAME}-normalized/{job.id}.png", png)
-    assert rt.jobs.execute(job.id).state == "ran"
-    done = rt.jobs.get(job.id, Identity("acct-alice", "user"))
-    assert done.status == "succeeded"
-    assert done.result["sha256"] == hashlib.sha256(png).hexdigest()
-    assert (done.result["width"], done.result["height"], done.result["channels"]) == (20, 20, 1)
-
-
-def test_normalize_without_input_or_output_fails_410(rt: ServiceRuntime) -> None:
-    rt.jobs.dispatcher = type("Sink", (), {"dispatch": lambda self, *a, **k: None})()
-    job = rt.jobs.submit(Identity("acct-alice", "user"), "normalize", {"input_key": "acct-alice/uploads/gone.bin"})
-    rt.jobs.execute(job.id)
-    done = rt.jobs.get(job.id, Identity("acct-alice", "user"))
-    assert done.status == "failed"
-    assert done.error["code"] == "input_missing"
-
-
-def test_normalize_of_undecodable_stored_input_fails_and_cleans(rt: ServiceRuntime) -> None:
-    rt.jobs.dispatcher = type("Sink", (), {"dispatch": lambda self, *a, **k: None})()
-    key = rt.blobs.put("acct-alice/uploads/bad.bin", b"not an image at all, sorry")
-    job = rt.jobs.submit(Identity("acct-alice", "user"), "normalize", {"input_key": key})
-    rt.jobs.execute(job.id)
-    done = rt.jobs.get(job.id, Identity("acct-alice", "user"))
-    assert done.status == "failed" and done.error["code"] == "not_an_image"
-    assert not rt.blobs.exists(key)
-
-
-def test_list_pagination_validation(client: TestClient, alice: dict[str, str]) -> None:
-    for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "x"}, {"offset": 2**63}):
-        r = client.get(f"{PREFIX}/jobs", headers=alice, params=params)
-        assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
-
-
-def test_startup_runs_jobs_left_pending(make_rt: Callable[..., ServiceRuntime], alice: dict[str, str]) -> None:
-    """A job accepted just before the process stopped is picked up when the embedded service starts again."""
-    before = make_rt()
-
-    class Lost:
-        def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None:
-            pass  # accepted, then the process died before a thread ran it
-
-    before.jobs.dispatcher = Lost()
-    key = before.blobs.put(before.blobs.new_key("acct-alice", "uploads", "png"),
-                           png_bytes(np.zeros((20, 20), np.uint8)))
-    job = before.jobs.submit(Identity("acct-alice", "user"), "normalize", {"input_key": key})
-    after = make_rt()  # the restarted process: same database and blobs, fresh runtime
-    with TestClient(make_app(after)) as c:
-        done = wait_done(c, f"{PREFIX}/jobs/{job.id}", alice)
-    assert done["status"] == "succeeded"
-
-
-def test_jobs_router_standalone(rt: ServiceRuntime, alice: dict[str, str]) -> None:
-    app = FastAPI()
-    app.include_router(jobs_router(rt))
-    c = TestClient(app)
-    assert c.get(f"{PREFIX}/jobs", headers=alice).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
-
-
-# -- services and cli --------------------------------------------------------------------------------------
-
-
-class FakeEntryPoint:
-    def __init__(self, spec: ServiceSpec) -> None:
-        self.spec = spec
-
-    def load(self) -> ServiceSpec:
-        return self.spec
-
-
-def fake_spec(name: str, prefix: str, settings_cls: type = CommonSettings) -> ServiceSpec:
-    return ServiceSpec(name=name, prefix=prefix, package="bio_fingerprint", create_app=lambda s=None: FastAPI(),
-                       settings_cls=settings_cls)
-
-
-def test_service_spec(var_dir: Path) -> None:
-    spec = fake_spec("face_verify", "/api/v1/face-verify")
-    assert spec.version_table == "alembic_version_face_verify"
-    s = spec.settings(var_dir=var_dir, log_level="DEBUG")
-    assert isinstance(s, CommonSettings) and s.log_level == "DEBUG"
-
-
-def test_discover_services_sorted_by_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
-    import bio_shared.services as services_module
-
-    specs = [fake_spec("zeta", "/api/v1/a"), fake_spec("alpha", "/api/v1/z"), fake_spec("mid", "/api/v1/m")]
-    groups: list[str] = []
-
-    def fake_entry_points(group: str) -> list[FakeEntryPoint]:
-        groups.append(group)
-        return [FakeEntryPoint(s) for s in specs]
-
-    monkeypatch.setattr(services_module, "entry_points", fake_entry_points)
-    found = discover_services()
-    assert groups == ["bio.services"]
-    assert list(found) == ["zeta", "mid", "alpha"]
-    assert found["mid"] is specs[2]
-
-
-def test_discover_installed_services_are_specs() -> None:
-    for name, spec in discover_services().items():
-        assert isinstance(spec, ServiceSpec) and spec.name == name and spec.prefix.startswith("/")
-
-
-class TestCli:
-    @pytest.fixture
-    def spec(self, var_dir: Path, monkeypatch: pytest.MonkeyPatch) -> ServiceSpec:
-        monkeypatch.setenv("BIO_VAR_DIR", str(var_dir))
-        return fake_spec("fingerprint", "/api/v1/fingerprint")
-
-    def test_migrate(self, spec: ServiceSpec, var_dir: Path, capsys: pytest.CaptureFixture) -> None:
-        from sqlalchemy import inspect
-
-        from bio_shared.cli import service_cli
-
-        try:
-            service_cli(spec)(["migrate"])
-            assert capsys.readouterr().out.strip() == "fingerprint: migrated"
-            url = spec.settings().database_url
-            assert "fingerprint_jobs" in inspect(get_engine(url)).get_table_names()
-        finally:
-            dispose_engines()
-
-    def test_worker_execs_celery(self, spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch) -> None:
-        import os
-        import sys
-
-        from bio_shared.cli import service_cli
-
-        calls: list[tuple] = []
-        monkeypatch.setattr(os, "execvp", lambda file, args: calls.append((file, args)))
-        service_cli(spec)(["worker", "--concurrency", "3", "--pool", "solo", "--loglevel", "DEBUG"])
-        file, args = calls[0]
-        assert file == sys.executable
-        assert args[:7] == [sys.executable, "-m", "celery", "-A", "bio_fingerprint.tasks", "worker", "-Q"]
-        assert args[7] == "fingerprint"
-        joined = " ".join(args)
-        assert "--pool solo" in joined and "--concurrency 3" in joined and "--hostname fingerprint@%h" in joined
-        assert args[-2:] == ["--loglevel", "DEBUG"]  # unknown options pass through to Celery
-
-    def test_serve(self, spec: ServiceSpec, monkeypatch: pytest.MonkeyPatch) -> None:
-        import uvicorn
-
-        from bio_shared.cli import service_cli
-
-        runs: list[dict] = []
-        monkeypatch.setattr(uvicorn, "run", lambda app, **kw: runs.append({"app": app, **kw}))
-        service_cli(spec)(["serve", "--port", "8123"])
-        assert runs[0]["port"] == 8123 and runs[0]["host"] == "127.0.0.1"
-        assert isinstance(runs[0]["app"], FastAPI)
-        assert runs[0]["access_log"] is False
-
-    def test_extra_command_and_usage_errors(self, spec: ServiceSpec) -> None:
-        from bio_shared.cli import service_cli
-
-        seen: list[Any] = []
-
-        def extra(sub: argparse._SubParsersAction) -> None:
-            p = sub.add_parser("evaluate")
-            p.add_argument("--n", type=int, default=1)
-            p.set_defaults(handler=lambda args, settings: seen.append((args.n, type(settings).__name__)))
-
-        main = service_cli(spec, extra)
-        main(["evaluate", "--n", "4"])
-        assert seen == [(4, "CommonSettings")]
-        with pytest.raises(SystemExit) as info:
-            main([])
-        assert info.value.code == 2
-        with pytest.raises(SystemExit):
-            main(["no-such-command"])

@@ -12,7 +12,7 @@ from bio_face_verify.engine import nets
 from bio_face_verify.engine.embed import DLIB_SPEC, FACENET_SPEC, distances
 from bio_face_verify.engine.pose import PoseTolerance, angles, estimate_pose, project_model, rotation_matrix
 from bio_face_verify.engine.verify import AnalysisOptions, FaceImageError, Verifier, get_verifier
-from bio_shared.testing import decode_file
+from bio_testing.shared import decode_file
 
 
 @pytest.mark.parametrize("yaw,pitch,roll", [(0, 0, 0), (20, 0, 0), (-45, 0, 0), (0, 15, 0), (0, -20, 0),

@@ -67,15 +67,17 @@ def add_probes(app: FastAPI, settings: Any, service: str) -> None:
         return metrics_response()
 
 
-def jobs_router(rt: ServiceRuntime) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
+def jobs_router(rt: ServiceRuntime[Any]) -> APIRouter:
+    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name}: jobs"], responses=ERROR_RESPONSES)
 
-    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
+    @router.get("", response_model=JobList, summary="List the caller's jobs, newest first",
+                operation_id=f"{rt.name}_list_jobs")
     def list_jobs(page: PageDep, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         items = [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, page.limit, page.offset)]
         return {"items": items, "total": count_jobs(rt, identity), "limit": page.limit, "offset": page.offset}
 
-    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
+    @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database",
+                operation_id=f"{rt.name}_get_job")
     def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         return job_to_dict(rt.jobs.get(job_id, identity), rt.jobs)
 
@@ -83,16 +85,17 @@ def jobs_router(rt: ServiceRuntime) -> APIRouter:
 
 
 def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
-    model = rt.jobs.model
+    model: Any = rt.jobs.model
+    stmt = select(func.count()).select_from(model).where(model.owner_id == identity.account_id)
     with rt.sessions() as s:
-        return int(s.scalar(select(func.count()).select_from(model).where(model.owner_id == identity.account_id))
-                   or 0)
+        return int(s.scalar(stmt) or 0)
 
 
-def admin_router(rt: ServiceRuntime) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
+def admin_router(rt: ServiceRuntime[Any]) -> APIRouter:
+    router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name}: admin"], responses=ERROR_RESPONSES)
 
-    @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
+    @router.delete("/owners/{owner_id}", operation_id=f"{rt.name}_purge_owner",
+                   summary="Delete all data of an account (the gateway calls this when "
                    "an admin deletes the account)")
     def purge_owner(owner_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
         require_admin(identity)
@@ -101,13 +104,13 @@ def admin_router(rt: ServiceRuntime) -> APIRouter:
     return router
 
 
-def accepted(job: Any, rt: ServiceRuntime) -> JSONResponse:
+def accepted(job: Any, rt: ServiceRuntime[Any]) -> JSONResponse:
     """The 202 answer of every job submission."""
     body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": rt.jobs.status_url(job.id)})
 
 
-def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
+def finished_job(rt: ServiceRuntime[Any], job_id: str, identity: Identity) -> Any:
     job = rt.jobs.get(job_id, identity)
     if job.status != JobStatus.succeeded.value:
         raise BioError(f"job is {job.status}; its output exists once it has succeeded", code="job_not_finished",
@@ -118,7 +121,7 @@ def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
 
 
 def create_service_app(
-    rt: ServiceRuntime,
+    rt: ServiceRuntime[Any],
     *,
     title: str,
     description: str,
@@ -178,7 +181,7 @@ class BodyLimitMiddleware:
             nonlocal seen, rejected
             if rejected:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:

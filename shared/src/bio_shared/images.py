@@ -59,7 +59,7 @@ def decode_image(
 ) -> DecodedImage:
     check_size(data, max_bytes)
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         if data.startswith(_MAGIC):  # a known format whose header is cut or broken
             raise Unprocessable("the image header is truncated or corrupt", code="corrupt_image") from exc

@@ -86,7 +86,7 @@ def metrics_payload() -> tuple[bytes, str]:
     """The exposition text and its content type (aggregated across processes in multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
@@ -95,7 +95,7 @@ def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
     """For Celery workers, which have no HTTP app of their own."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         start_http_server(port, addr=addr, registry=registry)
     else:
         start_http_server(port, addr=addr)
