@@ -137,3 +137,17 @@ def test_list_offsets_out_of_range_are_refused(start, offset):
     svc = start()
     resp = svc.client.get(f"{svc.spec.prefix}/jobs", params={"offset": offset}, headers=svc.auth())
     assert resp.status_code == 422, resp.text
+
+
+def test_a_synchronous_call_over_its_budget_points_to_its_job(start, parsing):
+    """/extract runs the same job through the jobs table; past sync_budget_s it answers 503 with the job's
+    status URL, and the job goes on to finish."""
+    svc = start(sync_budget_s=0.01)
+    image = (parsing / "maskgan_samples" / "0.jpg").read_bytes()
+    resp = svc.client.post(f"{svc.spec.prefix}/extract", files={"file": ("f.jpg", image, "image/jpeg")},
+                           data={"options": json.dumps({"aligned_size": 256})}, headers=svc.auth())
+    assert resp.status_code == 503, resp.text
+    err = resp.json()["error"]
+    assert err["code"] == "time_budget_exceeded" and resp.headers["location"] == err["details"]["status_url"]
+    job = svc.wait(err["details"]["status_url"])
+    assert job["status"] == "succeeded" and job["kind"] == "contours"

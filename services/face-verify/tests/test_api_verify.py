@@ -235,3 +235,12 @@ def test_transient_storage_failures_are_retried_a_bounded_number_of_times(start,
         assert job["error"]["code"] == "transient_failure"
     else:
         assert job["result"]["verified"] is True
+
+
+def test_standing_portraits_verify_synchronously(svc, faces):
+    """Issue 11: obama3 and obama-720p failed with non_frontal (pitch +31.5 from five points)."""
+    resp = post(svc, photo(faces / "test_images" / "obama3.jpg"), photo(faces / "examples" / "obama-720p.jpg"), wait=10)
+    assert resp.status_code == 200, resp.text
+    r = resp.json()["result"]
+    assert r["verified"] is True and r["pose_policy"] == "reject"
+    assert all(r["images"][k]["frontal"] for k in ("image_a", "image_b"))
