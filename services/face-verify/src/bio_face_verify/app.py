@@ -4,17 +4,18 @@ from fastapi import FastAPI
 
 from bio_face_verify.api import routers
 from bio_face_verify.models import Job
-from bio_face_verify.service import load_models, register_jobs
+from bio_face_verify.runtime import NAME, PREFIX, FaceVerifyRuntime, FaceVerifyState
+from bio_face_verify.service.jobs import load_models, register_jobs
 from bio_face_verify.settings import FaceVerifySettings
 from bio_shared.app import create_service_app
-from bio_shared.runtime import ServiceRuntime, build_runtime
+from bio_shared.runtime import build_runtime
 from bio_shared.services import ServiceSpec
 
-NAME, PREFIX = "face_verify", "/api/v1/verify"
 
-
-def build(settings: FaceVerifySettings | None = None) -> ServiceRuntime:
-    rt = build_runtime(NAME, "bio_face_verify", PREFIX, settings or FaceVerifySettings(), Job)
+def build(settings: FaceVerifySettings | None = None) -> FaceVerifyRuntime:
+    settings = settings or FaceVerifySettings()
+    rt: FaceVerifyRuntime = build_runtime(NAME, "bio_face_verify", PREFIX, settings, Job,
+                                          state=FaceVerifyState(settings=settings))
     register_jobs(rt)
     return rt
 
@@ -26,7 +27,8 @@ def create_app(settings: FaceVerifySettings | None = None) -> FastAPI:
     on_startup = (lambda: load_models(rt)) if rt.settings.jobs_in_process else None
     return create_service_app(rt, title="Face verification service", routers=routers(rt), on_startup=on_startup,
                               description="1:1 face verification: does this photo show the same person as that one? "
-                                          "MTCNN detection, a frontal-pose check, FaceNet or dlib embeddings.")
+                                          "MTCNN detection, a frontal-pose check (68 landmarks, solvePnP), FaceNet or "
+                                          "dlib embeddings.")
 
 
 SERVICE = ServiceSpec(name=NAME, prefix=PREFIX, package="bio_face_verify", create_app=create_app,

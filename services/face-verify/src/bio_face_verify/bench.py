@@ -100,43 +100,58 @@ def engine_latency(photos: list[np.ndarray], runs: int) -> dict[str, Any]:
 
 
 def job_latency(photos: list[np.ndarray], runs: int, throughput_jobs: int) -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
     from bio_face_verify.app import SERVICE
-    from bio_shared.testing import service_client
+    from bio_shared.db import migrate
+    from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 
     files = {"image_a": ("a.jpg", _jpeg(photos[0]), "image/jpeg"), "image_b": ("b.jpg", _jpeg(photos[1]), "image/jpeg")}
     out: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory() as tmp, \
-            service_client(SERVICE, Path(tmp) / "var", embedded_job_threads=1, log_level="WARNING") as svc:
-        url = f"{SERVICE.prefix}/jobs/verify"
-        auth = svc.auth("bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        # the embedded mode with one job thread = one worker (SQLite jobs table, in-process jobs)
+        settings = SERVICE.settings(env="test", var_dir=Path(tmp) / "var", database_url="", redis_url="",
+                                    jobs_mode="inprocess", embedded_job_threads=1, log_level="WARNING")
+        migrate(SERVICE.package, settings.database_url)
+        with TestClient(SERVICE.create_app(settings)) as client:
+            out.update(_timed_jobs(client, f"{SERVICE.prefix}/jobs/verify", files, runs, throughput_jobs,
+                                   lambda: {IDENTITY_HEADER: sign_identity(Identity("bench", "user"),
+                                                                           settings.internal_secret, 600)}))
+    return out
 
-        def one(wait: bool) -> tuple[float, dict]:
-            t = time.perf_counter()
-            resp = svc.client.post(url, files=files, headers=auth, params={"wait": 30} if wait else None)
-            body = resp.json()
-            while body["status"] not in ("succeeded", "failed"):
-                time.sleep(0.005)
-                body = svc.client.get(body["status_url"], headers=auth).json()
-            return time.perf_counter() - t, body
 
-        _, warm = one(True)
-        out["model"] = (warm.get("result") or {}).get("model")
-        out["verified"] = (warm.get("result") or {}).get("verified")
-        for mode in ("poll", "wait"):
-            times = []
-            for _ in range(runs):
-                dt, body = one(mode == "wait")
-                assert body["status"] == "succeeded", body
-                times.append(dt)
-            out[f"end_to_end_{mode}"] = _summary(times)
+def _timed_jobs(client: Any, url: str, files: dict[str, Any], runs: int, throughput_jobs: int,
+                headers: Any) -> dict[str, Any]:
+    """Submit-to-result latency (polling and ?wait=) and throughput with one job thread."""
+    out: dict[str, Any] = {}
+
+    def one(wait: bool) -> tuple[float, dict[str, Any]]:
         t = time.perf_counter()
-        urls = [svc.client.post(url, files=files, headers=auth).json()["status_url"] for _ in range(throughput_jobs)]
-        for status_url in urls:
-            while svc.client.get(status_url, headers=auth).json()["status"] not in ("succeeded", "failed"):
-                time.sleep(0.02)
-        elapsed = time.perf_counter() - t
-        out["throughput"] = {"jobs": throughput_jobs, "seconds": round(elapsed, 2),
-                             "jobs_per_s": round(throughput_jobs / elapsed, 2)}
+        resp = client.post(url, files=files, headers=headers(), params={"wait": 30} if wait else None)
+        body = resp.json()
+        while body["status"] not in ("succeeded", "failed"):
+            time.sleep(0.005)
+            body = client.get(body["status_url"], headers=headers()).json()
+        return time.perf_counter() - t, body
+
+    _, warm = one(True)
+    out["model"] = (warm.get("result") or {}).get("model")
+    out["verified"] = (warm.get("result") or {}).get("verified")
+    for mode in ("poll", "wait"):
+        times = []
+        for _ in range(runs):
+            dt, body = one(mode == "wait")
+            assert body["status"] == "succeeded", body
+            times.append(dt)
+        out[f"end_to_end_{mode}"] = _summary(times)
+    t = time.perf_counter()
+    urls = [client.post(url, files=files, headers=headers()).json()["status_url"] for _ in range(throughput_jobs)]
+    for status_url in urls:
+        while client.get(status_url, headers=headers()).json()["status"] not in ("succeeded", "failed"):
+            time.sleep(0.02)
+    elapsed = time.perf_counter() - t
+    out["throughput"] = {"jobs": throughput_jobs, "seconds": round(elapsed, 2),
+                         "jobs_per_s": round(throughput_jobs / elapsed, 2)}
     return out
 
 
@@ -160,6 +175,13 @@ def run_bench(settings: Any, out: Path, cpu: int | None, runs: int, throughput_j
         t = time.perf_counter()
         report["accuracy"] = evaluate(faces_dir, progress=lambda m: print("  " + m, flush=True))
         report["accuracy"]["seconds"] = round(time.perf_counter() - t, 1)
+    if not skip_accuracy:
+        from bio_face_verify.bench_pose import run_pose_bench
+        from bio_face_verify.engine.pose import PoseTolerance
+
+        print("frontal check ...", flush=True)
+        tol = PoseTolerance(settings.max_yaw_deg, settings.max_pitch_deg, settings.max_roll_deg)
+        report["frontal_check"] = run_pose_bench(faces_dir, tol, progress=lambda m: print("  " + m, flush=True))
     photos = [photo_640x480(faces_dir / rel) for rel in PAIR]
     print("engine latency (640 x 480) ...", flush=True)
     report["engine_latency"] = engine_latency(photos, runs)
@@ -188,6 +210,10 @@ def render(report: dict[str, Any]) -> str:
                   "Failed images per pipeline: "
                   + "; ".join(f"{k}: {v['failed_images'] or 'none'}" for k, v in report["accuracy"]["pipelines"].items()),
                   ""]
+    if "frontal_check" in report:
+        from bio_face_verify.bench_pose import render as render_pose
+
+        lines += render_pose(report["frontal_check"]) + ["", "Command: `bio-face-verify bench` (this report).", ""]
     lines += ["## Latency (640 x 480 photos)", "", "| what | n | p50 ms | p95 ms |", "|---|---:|---:|---:|"]
     for key, val in report["engine_latency"].items():
         if isinstance(val, dict):
@@ -209,6 +235,11 @@ def summary(report: dict[str, Any]) -> str:
     for name, m in report.get("accuracy", {}).get("pipelines", {}).items():
         if "accuracy" in m:
             parts.append(f"{name}: accuracy {m['accuracy']:.4f} EER {m['eer']:.4f} TAR@FAR1% {m['tar_at_far_1pct']:.4f}")
+    if "frontal_check" in report:
+        held = report["frontal_check"]["held_out"]["summary"]
+        parts.append(f"frontal check (held-out): false-reject rate {held['false_reject_rate']:.2%}, roll within 5 deg "
+                     f"{held['roll']['within_5_deg']}/{held['roll']['rotated_copies']}, profile-like probes rejected "
+                     f"{held['profile_probes']['rejected']}/{held['profile_probes']['probes']}")
     lat = report["engine_latency"]
     jobs = report["jobs"]
     parts.append(f"mtcnn p50 {lat['mtcnn_detect_min_face_40px']['p50_ms']} ms; dlib embed p50 "

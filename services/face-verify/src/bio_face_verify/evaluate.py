@@ -143,7 +143,8 @@ def evaluate(root: Path, *, facenet_weights: Path | None = None, max_side: int =
         if progress:
             progress(f"evaluating {name} on {len(dataset.images)} images ...")
         embeddings, info = _embed_all(dataset, fn)
-        genuine, impostor = [], []
+        genuine: list[float] = []
+        impostor: list[float] = []
         for a, b, same in dataset.pairs:
             ea, eb = embeddings.get(a), embeddings.get(b)
             d = distances(ea, eb)[0] if ea is not None and eb is not None else math.inf

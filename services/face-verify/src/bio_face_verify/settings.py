@@ -10,6 +10,8 @@ from bio_shared.settings import CommonSettings
 class FaceVerifySettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="BIO_FACE_VERIFY_", extra="ignore")
 
+    # a face photo needs no more than a large camera frame: bigger headers are refused before decoding
+    max_image_pixels: int = Field(25_000_000, ge=4096, description="largest image (pixels) accepted, from its header")
     max_side: int = Field(1024, ge=64, le=8192, description="longer side of a normalised or analysed image, in pixels")
     # A verification of two photos takes well under a second: a stuck job is killed much sooner than
     # the platform's default 300 s.

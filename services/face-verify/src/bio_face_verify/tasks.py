@@ -13,7 +13,7 @@ from typing import Any
 from celery import signals
 
 from bio_face_verify.app import build
-from bio_face_verify.service import load_models
+from bio_face_verify.service.jobs import load_models
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ def compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a after b, both 2x3."""
     a3 = np.vstack([a, [0, 0, 1]])
     b3 = np.vstack([b, [0, 0, 1]])
-    return (a3 @ b3)[:2]
+    return np.asarray((a3 @ b3)[:2])
 
 
 def compute_alignment(eye_right: np.ndarray, eye_left: np.ndarray, face_points: np.ndarray, size: int,

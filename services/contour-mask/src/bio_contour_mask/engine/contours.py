@@ -48,14 +48,14 @@ def offset_ring(pts: np.ndarray, distance: float, outward: bool) -> np.ndarray:
 
     def normals(e: np.ndarray) -> np.ndarray:
         n = np.stack([e[:, 1], -e[:, 0]], axis=1)
-        return n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9)
+        return np.asarray(n / np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-9))
 
     n = normals(prev_edge) + normals(next_edge)
     norm = np.linalg.norm(n, axis=1, keepdims=True)
     n = n / np.maximum(norm, 1e-9)
     # miter length 1/cos(half angle), limited so sharp spikes do not shoot out
     cos_half = np.clip(norm / 2.0, 0.5, 1.0)
-    return pts + sign * distance * n / cos_half
+    return np.asarray(pts + sign * distance * n / cos_half)
 
 
 def mask_rings(mask: np.ndarray, *, min_area: float, hole_min_area: float, epsilon: float,
@@ -63,7 +63,7 @@ def mask_rings(mask: np.ndarray, *, min_area: float, hole_min_area: float, epsil
     """Rings of one binary mask: morphological clean-up (close, then open), external boundaries with their
     holes (RETR_CCOMP), specks under ``min_area`` px dropped, each ring simplified (Douglas-Peucker,
     ``epsilon`` px) and moved half a pixel out from the pixel centres to the pixel edges."""
-    m = (mask > 0).astype(np.uint8)
+    m: np.ndarray = (mask > 0).astype(np.uint8)
     if close_px > 1:
         m = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (close_px, close_px)))
     if open_px > 1:
@@ -123,8 +123,8 @@ def bezier_segments(pts: np.ndarray, smoothing: float) -> np.ndarray:
 
 def ring_path(pts: np.ndarray, smoothing: float) -> str:
     segs = np.round(bezier_segments(pts, smoothing), 2) + 0.0  # + 0.0: no "-0"
-    head = "M%g %g " % (segs[0, 0, 0], segs[0, 0, 1])
-    body = " ".join("C%g %g %g %g %g %g" % tuple(row) for row in segs[:, 1:].reshape(-1, 6).tolist())
+    head = f"M{segs[0, 0, 0]:g} {segs[0, 0, 1]:g} "
+    body = " ".join("C{:g} {:g} {:g} {:g} {:g} {:g}".format(*tuple(row)) for row in segs[:, 1:].reshape(-1, 6).tolist())
     return head + body + " Z"
 
 
@@ -137,7 +137,7 @@ def flatten_segments(segs: np.ndarray, steps: int = 8) -> np.ndarray:
     a, b, c, d = (segs[:, i][:, None, :] for i in range(4))
     mt = 1 - t
     curve = mt**3 * a + 3 * mt**2 * t * b + 3 * mt * t**2 * c + t**3 * d
-    return curve.reshape(-1, 2)
+    return np.asarray(curve.reshape(-1, 2))
 
 
 def rasterise_polylines(polylines: list[np.ndarray], width: int, height: int) -> np.ndarray:

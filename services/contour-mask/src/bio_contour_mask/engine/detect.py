@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 import cv2
 import numpy as np
@@ -18,7 +19,7 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def models():
+def models() -> tuple[Any, Any]:
     import dlib
 
     path = resources.files("face_recognition_models") / "models" / "shape_predictor_68_face_landmarks.dat"

@@ -72,12 +72,12 @@ class Landmarks:
     @property
     def right_eye_centre(self) -> np.ndarray:
         idx = IBUG_RIGHT_EYE if self.scheme == "ibug68" else MP_RIGHT_EYE
-        return self.points[idx].mean(axis=0)
+        return np.asarray(self.points[idx].mean(axis=0))
 
     @property
     def left_eye_centre(self) -> np.ndarray:
         idx = IBUG_LEFT_EYE if self.scheme == "ibug68" else MP_LEFT_EYE
-        return self.points[idx].mean(axis=0)
+        return np.asarray(self.points[idx].mean(axis=0))
 
     def transformed(self, matrix: np.ndarray) -> Landmarks:
         pts = self.points @ matrix[:, :2].T + matrix[:, 2]
@@ -102,7 +102,7 @@ def raised_brows(points: np.ndarray) -> np.ndarray:
     brows = points[[26, 25, 24, 23, 22, 21, 20, 19, 18, 17]]
     # raise the middle of the line most (a forehead arc), the outer ends less
     weights = np.array([0.35, 0.7, 0.9, 1.0, 1.0, 1.0, 1.0, 0.9, 0.7, 0.35])
-    return brows + (lift * weights)[:, None] * up
+    return np.asarray(brows + (lift * weights)[:, None] * up)
 
 
 def brow_band(line: np.ndarray, eye: np.ndarray) -> np.ndarray:
@@ -136,7 +136,7 @@ def parse_landmarks(raw: Any, width: int, height: int, normalized: bool = False)
             else:
                 x, y = p[0], p[1]
             pts[i] = (float(x), float(y))
-        except (KeyError, IndexError, TypeError, ValueError):
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError):
             raise InputError(f"landmark {i} is not an {{x, y}} point with numeric coordinates",
                              "invalid_landmarks", {"index": i}) from None
     if not np.all(np.isfinite(pts)):
@@ -149,7 +149,39 @@ def parse_landmarks(raw: Any, width: int, height: int, normalized: bool = False)
         raise InputError(f"{outside.size} landmark(s) lie outside the {width}x{height} image; expected points "
                          f"inside it ({unit})", "landmarks_outside_image",
                          {"indices": outside[:20].tolist(), "width": width, "height": height})
+    check_geometry(pts, scheme)
     return Landmarks(pts, scheme)
+
+
+MIN_FACE_EXTENT_PX = 8.0  # smaller point sets give no usable regions (and an absurd alignment scale)
+MIN_SPREAD_RATIO = 0.05  # smaller axis of the point cloud over its larger one: below it, the points are on a line
+MIN_DISTINCT_SHARE = 0.1  # closed lips and eyes (and meshes mapped from 68 points) make many points coincide
+
+
+def check_geometry(pts: np.ndarray, scheme: str) -> None:
+    """Refuse point sets no face has: mostly coincident points, collinear points, a face a few pixels big, or
+    both eyes in one place (the alignment divides by the eye distance)."""
+    n = len(pts)
+    distinct = len(np.unique(np.round(pts, 3), axis=0))
+    extent = pts.max(axis=0) - pts.min(axis=0)
+    centred = pts - pts.mean(axis=0)
+    sv = np.linalg.svd(centred, compute_uv=False)
+    lm = Landmarks(pts, scheme)
+    eye_distance = float(np.linalg.norm(lm.left_eye_centre - lm.right_eye_centre))
+    problems = []
+    if distinct < MIN_DISTINCT_SHARE * n:
+        problems.append(f"only {distinct} of {n} points are distinct")
+    if float(extent.min()) < MIN_FACE_EXTENT_PX:
+        problems.append(f"the points span {extent[0]:.1f} x {extent[1]:.1f} px (at least {MIN_FACE_EXTENT_PX:g} px "
+                        "each way)")
+    elif sv[0] <= 0 or sv[1] / sv[0] < MIN_SPREAD_RATIO:
+        problems.append("the points lie on a line")
+    if eye_distance < 0.1 * max(float(extent.max()), 1e-9):
+        problems.append("the two eyes are at the same place")
+    if problems:
+        raise InputError(f"the landmarks do not describe a face: {'; '.join(problems)}", "degenerate_landmarks",
+                         {"distinct_points": distinct, "extent_px": [round(float(v), 2) for v in extent],
+                          "eye_distance_px": round(eye_distance, 2)})
 
 
 def landmark_rings(lm: Landmarks) -> dict[str, np.ndarray]:

@@ -164,8 +164,8 @@ def map_regions(labels: np.ndarray, order: str, epsilon: float, wanted: tuple[st
     for cls in names[1:]:
         if cls in present:
             jobs.append((L.REGION_OF_CLASS[cls], [cls]))
-    for region, classes in L.UNION_REGIONS.items():
-        have = [c for c in classes if c in present]
+    for region, members in L.UNION_REGIONS.items():
+        have = [c for c in members if c in present]
         if have and (len(have) > 1 or region == "mouth"):
             jobs.append((region, have))
     out = []

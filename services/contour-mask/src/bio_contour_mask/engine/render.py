@@ -53,7 +53,7 @@ def ordered(regions: list[Region]) -> list[Region]:
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
-    return "#%02x%02x%02x" % rgb
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
 
 
 def render_svg(regions: list[Region], width: int, height: int, smoothing: float, style: str = "filled",

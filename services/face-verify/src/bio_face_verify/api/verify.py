@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Query, UploadFile
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from bio_face_verify import exceptions as E
+from bio_face_verify.api.deps import IdentityDep, PhotoPairDep, RuntimeDep, read_pair, require_identity
+from bio_face_verify.runtime import PREFIX, FaceVerifyRuntime
 from bio_face_verify.schemas import VerificationResult
-from bio_face_verify.service import ERROR_STATUS, VerifyRequest, submit_verification, wait_for
+from bio_face_verify.service.verification import submit_verification
 from bio_shared.app import ERROR_RESPONSES, accepted
-from bio_shared.errors import BadRequest, error_body
-from bio_shared.identity import Identity
+from bio_shared.errors import (
+    InternalError,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMedia,
+    error_body,
+    error_from_dict,
+)
 from bio_shared.jobs import JobStatus, job_to_dict
-from bio_shared.runtime import ServiceRuntime
-from bio_shared.schemas import ErrorResponse, JobOut
-from bio_shared.uploads import read_upload
+from bio_shared.schemas import JobOut
+from bio_shared.web.errors import error_responses
 
 DESCRIPTION = """Compare the faces of two photos: are they the same person?
 
@@ -26,59 +34,53 @@ answers **200** with the finished job, or the job's error status (e.g. **422** `
 body and `details.job_id`; a job still running after N seconds is answered with 202 as usual.
 
 Per image, a job fails with: `no_face`, `multiple_faces` (unless `multiple_faces=largest`),
-`face_too_small`, `non_frontal` (only with `pose_policy=reject`); `details.image` names the image.
-Undecodable uploads are refused at once (413, 415, 422) and leave no job."""
+`face_too_small`, `non_frontal` (only with `pose_policy=reject`); `details` name the field (`image`),
+the file (`file`) and its index (`index`, 0 or 1). Undecodable uploads are refused at once (413, 415, 422)
+and leave no job."""
+
+router = APIRouter(prefix=f"{PREFIX}/jobs", tags=["face_verify: verification"], responses=ERROR_RESPONSES,
+                   dependencies=[Depends(require_identity)])
+
+# image errors raised inside a job are not typed classes of their own: their status by code
+IMAGE_ERROR_STATUS = {"corrupt_image": 422, "not_an_image": 415, "too_many_pixels": 413, "image_too_small": 422}
 
 
-def verify_router(rt: ServiceRuntime) -> APIRouter:
-    router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} verification"], responses=ERROR_RESPONSES)
+def _failure(rt: FaceVerifyRuntime, job: Any) -> JSONResponse:
+    err = job.error or {}
+    exc = error_from_dict(err)
+    status = exc.status_code
+    if isinstance(exc, InternalError) and exc.code != InternalError.code:
+        status = IMAGE_ERROR_STATUS.get(exc.code, 422)
+    details = exc.details if isinstance(exc.details, dict) else {}
+    body = error_body(exc.code, exc.message, {**details, "job_id": job.id, "status_url": rt.jobs.status_url(job.id)})
+    return JSONResponse(body, status_code=status)
 
-    @router.post(
-        "/verify", status_code=202, response_model=JobOut, summary="Verify that two photos show the same person",
-        description=DESCRIPTION,
-        responses={200: {"model": JobOut, "description": "finished within ?wait="},
-                   410: {"model": ErrorResponse}, 413: {"model": ErrorResponse}, 415: {"model": ErrorResponse},
-                   422: {"model": ErrorResponse}},
-        openapi_extra={"x-result-schema": VerificationResult.model_json_schema()},
-    )
-    async def submit_verify(
-        image_a: UploadFile = File(..., description="first photo (JPEG, PNG, WebP, TIFF, BMP, GIF)"),
-        image_b: UploadFile = File(..., description="second photo"),
-        pose_policy: Literal["reject", "flag"] = Query(
-            "reject", description="reject: a non-frontal face fails the job (422 non_frontal); flag: only report it"),
-        multiple_faces: Literal["error", "largest"] = Query(
-            "error", description="error: a photo with several faces fails the job; largest: use the largest face"),
-        wait: float = Query(0, ge=0, description="seconds to wait for the outcome (synchronous use)"),
-        identity: Identity = Depends(rt.require_identity),
-    ) -> JSONResponse:
-        if wait > rt.settings.max_wait_s:
-            raise BadRequest(f"wait is at most {rt.settings.max_wait_s:g} s", code="wait_too_long",
-                             details={"max_wait_s": rt.settings.max_wait_s})
-        uploads = {}
-        for label, upload in (("image_a", image_a), ("image_b", image_b)):
-            try:
-                uploads[label] = (await read_upload(upload, rt.settings.max_upload_bytes), upload.filename)
-            except Exception as exc:
-                if hasattr(exc, "message"):
-                    exc.message = f"{label}: {exc.message}"  # type: ignore[attr-defined]
-                    details = getattr(exc, "details", None)
-                    exc.details = {"image": label, **(details if isinstance(details, dict) else {})}  # type: ignore
-                raise
-        req = VerifyRequest(pose_policy=pose_policy, multiple_faces=multiple_faces)
-        job = await run_in_threadpool(submit_verification, rt, identity, uploads, req)
-        if wait <= 0:
-            return accepted(job, rt)
-        job = await run_in_threadpool(wait_for, rt, job.id, identity, wait)
-        body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
-        if job.status == JobStatus.succeeded.value:
-            return JSONResponse(body, status_code=200)
-        if job.status == JobStatus.failed.value:
-            err = job.error or {}
-            details = err.get("details") if isinstance(err.get("details"), dict) else {}
-            status = ERROR_STATUS.get(err.get("code", ""), 500 if err.get("code") == "internal_error" else 422)
-            return JSONResponse(error_body(err.get("code", "job_failed"), err.get("message", "the job failed"),
-                                           {**details, "job_id": job.id, "status_url": body["status_url"]}),
-                                status_code=status)
-        return accepted(job, rt)
 
-    return router
+@router.post(
+    "/verify", status_code=202, response_model=JobOut, summary="Verify that two photos show the same person",
+    description=DESCRIPTION, operation_id="face_verify_submit_verification",
+    responses={200: {"model": JobOut, "description": "finished within ?wait="},
+               **error_responses(E.WaitTooLong, E.InputMissing, PayloadTooLarge, UnsupportedMedia, Unprocessable,
+                                 E.NoFace, E.MultipleFaces, E.FaceTooSmall, E.NonFrontal)},
+    openapi_extra={"x-result-schema": VerificationResult.model_json_schema()},
+)
+async def submit_verify(
+    rt: RuntimeDep,
+    identity: IdentityDep,
+    files: PhotoPairDep,
+    pose_policy: Annotated[Literal["reject", "flag"], Query(
+        description="reject: a non-frontal face fails the job (422 non_frontal); flag: only report it")] = "reject",
+    multiple_faces: Annotated[Literal["error", "largest"], Query(
+        description="error: a photo with several faces fails the job; largest: use the largest face")] = "error",
+    wait: Annotated[float, Query(ge=0, le=10**6, description="seconds to wait for the outcome (synchronous use)")] = 0,
+) -> JSONResponse:
+    if wait > rt.state.settings.max_wait_s:
+        raise E.WaitTooLong(f"wait is at most {rt.state.settings.max_wait_s:g} s", details={"max_wait_s": rt.state.settings.max_wait_s})
+    uploads = await read_pair(rt, files)
+    params = {"pose_policy": pose_policy, "multiple_faces": multiple_faces}
+    job = await run_in_threadpool(submit_verification, rt, identity, uploads, params, wait)
+    if job.status == JobStatus.succeeded.value and wait > 0:
+        return JSONResponse(JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json"), status_code=200)
+    if job.status == JobStatus.failed.value and wait > 0:
+        return _failure(rt, job)
+    return accepted(job, rt)

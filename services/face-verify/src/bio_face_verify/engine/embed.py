@@ -1,12 +1,13 @@
 """Face embeddings: FaceNet InceptionResnetV1 (VGGFace2, 512-d) or dlib's ResNet (128-d).
 
 Each embedder takes the RGB image and an MTCNN face and returns one vector; its ``spec`` carries the
-model's name, dimension and documented decision threshold on the euclidean distance.
+model's name, dimension, documented decision threshold on the euclidean distance and distance -> score
+mapping (for dlib the platform's fitted one, bio_shared/calibration/dlib_resnet_v1.json).
 
 * ``facenet-vggface2``: facenet-pytorch's recipe: the MTCNN box (no margin) cropped and resized to
   160 x 160, standardised as (x - 127.5) / 128; the output is L2-normalised. Threshold 1.1 (distance
   between unit vectors, range 0..2), the usual operating point of these weights on LFW.
-* ``dlib-resnet-v1``: dlib's 5-point landmark model fitted inside the face's rectangle, then dlib's own
+* ``dlib_resnet_v1`` (bio_shared.model_registry): dlib's 5-point landmark model fitted inside the face's rectangle, then dlib's own
   aligned 150 x 150 chip (padding 0.25) and ResNet descriptor. Threshold 0.6, dlib's documented value
   (99.38 % on LFW). dlib's landmark models were trained on dlib detector rectangles, which are square and
   sit lower on the face than MTCNN boxes: the MTCNN box is mapped onto that convention first
@@ -18,16 +19,17 @@ evaluation, as the baseline the MTCNN pipelines are compared with.
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from bio_face_verify.engine.mtcnn import Face, extract_face
+from bio_shared import model_registry
+from bio_shared.model_registry import DLIB_RESNET_V1, DLIB_SHAPE_5, DLIB_SHAPE_68
+from bio_shared.scoring import DistanceCalibration, load_calibration
 
 
 @dataclass(frozen=True)
@@ -36,42 +38,27 @@ class ModelSpec:
     version: str
     dim: int
     threshold: float  # verified when the euclidean distance is at most this
-    score_scale: float  # width of the logistic that turns a distance into a 0..1 score
+    calibration: DistanceCalibration  # distance -> verification_score
 
     def score(self, distance: float) -> float:
-        """verification_score = 1 / (1 + exp((distance - threshold) / score_scale)): 0.5 exactly at the
-        threshold, towards 1 for closer pairs, towards 0 for farther ones."""
-        if not math.isfinite(distance):
-            return 0.0
-        z = (distance - self.threshold) / self.score_scale
-        return 0.0 if z > 700 else 1.0 / (1.0 + math.exp(z))
+        return self.calibration.score(distance)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
+        c = self.calibration
         return {"name": self.name, "version": self.version, "dim": self.dim, "metric": "euclidean",
-                "threshold": self.threshold}
+                "threshold": self.threshold,
+                "score": {"slope": c.slope, "midpoint": c.midpoint, "fitted_on": list(c.fitted_on)}}
 
 
-DLIB_SPEC = ModelSpec("dlib-resnet-v1", "dlib_face_recognition_resnet_model_v1", 128, 0.6, 0.06)
-FACENET_SPEC = ModelSpec("facenet-vggface2", "20180402-114759-vggface2", 512, 1.1, 0.1)
+# The platform's dlib descriptor (one id and one loader: bio_shared.model_registry), scored with the
+# platform's fitted mapping; FaceNet keeps its own documented logistic (0.5 at its threshold, width 0.1).
+DLIB_SPEC = ModelSpec(DLIB_RESNET_V1.name, DLIB_RESNET_V1.version, 128, 0.6, load_calibration(DLIB_RESNET_V1.name))
+FACENET_SPEC = ModelSpec("facenet-vggface2", "20180402-114759-vggface2", 512, 1.1,
+                         DistanceCalibration("facenet-vggface2", 10.0, 1.1, [], "not fitted: 0.5 at the threshold"))
+_DLIB_LOCK = threading.Lock()  # dlib's predictors keep per-object buffers: one call at a time
 
 
-def dlib_model_path(name: str) -> Path:
-    return Path(str(files("face_recognition_models").joinpath("models", name)))
-
-
-@lru_cache(maxsize=1)
-def _dlib_models() -> tuple[object, object]:
-    import dlib
-
-    sp5 = dlib.shape_predictor(str(dlib_model_path("shape_predictor_5_face_landmarks.dat")))
-    rec = dlib.face_recognition_model_v1(str(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat")))
-    return sp5, rec
-
-
-_DLIB_LOCK = threading.Lock()  # dlib's network keeps per-object buffers: one call at a time
-
-
-def dlib_rect_from_box(box: np.ndarray):
+def dlib_rect_from_box(box: np.ndarray) -> Any:
     """A dlib-detector-like square for an MTCNN box: side = box width, centre 7 % of the box height lower."""
     import dlib
 
@@ -82,39 +69,40 @@ def dlib_rect_from_box(box: np.ndarray):
                           int(round(cx + side / 2)), int(round(cy + side / 2)))
 
 
-@lru_cache(maxsize=1)
-def _torch_resnet():
-    """dlib's ResNet weights run with torch (same descriptors to ~1e-5, several times faster than the
-    BLAS-less dlib wheel); None when torch is missing, and dlib's own forward pass is used."""
-    try:
-        from bio_shared.dlib_resnet import load_torch_resnet
-
-        return load_torch_resnet(dlib_model_path("dlib_face_recognition_resnet_model_v1.dat"))
-    except ImportError:
-        return None
+def landmarks68(rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """dlib's 68 iBUG 300-W landmarks (68 x 2, pixels of ``rgb``) fitted inside a face box (MTCNN's, mapped
+    onto the dlib detector's rectangle convention the model was trained on)."""
+    sp68 = model_registry.load(DLIB_SHAPE_68)
+    img = np.ascontiguousarray(rgb)
+    with _DLIB_LOCK:
+        shape = sp68(img, dlib_rect_from_box(box))
+    return np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
 
 
-def dlib_descriptor(rgb: np.ndarray, rect) -> np.ndarray:
+def dlib_descriptor(rgb: np.ndarray, rect: Any) -> np.ndarray:
+    """dlib's ResNet descriptor, run with torch on the 150 px chip with 25 % padding that dlib's own
+    compute_face_descriptor aligns (same descriptors to ~1e-5)."""
     import dlib
 
-    sp5, rec = _dlib_models()
+    sp5 = model_registry.load(DLIB_SHAPE_5)
+    net = model_registry.load(DLIB_RESNET_V1)
     img = np.ascontiguousarray(rgb)
-    net = _torch_resnet()
     with _DLIB_LOCK:
         shape = sp5(img, rect)
-        if net is None:
-            return np.asarray(rec.compute_face_descriptor(img, shape), dtype=np.float64)
-        # the same 150 px chip with 25 % padding that compute_face_descriptor aligns internally
         chip = np.asarray(dlib.get_face_chip(img, shape, 150, 0.25), dtype=np.uint8)
-    return net.forward(chip[None])[0].astype(np.float64)
+    return np.asarray(net.forward(chip[None])[0], dtype=np.float64)
+
+
+def load_dlib_models() -> None:
+    for model_id in (DLIB_SHAPE_5, DLIB_SHAPE_68, DLIB_RESNET_V1):
+        model_registry.load(model_id)
 
 
 class DlibEmbedder:
     spec = DLIB_SPEC
 
     def __init__(self) -> None:
-        _dlib_models()
-        _torch_resnet()
+        load_dlib_models()
 
     def embed(self, rgb: np.ndarray, face: Face) -> np.ndarray:
         return dlib_descriptor(rgb, dlib_rect_from_box(face.box))
@@ -139,7 +127,7 @@ class FacenetEmbedder:
         x = self.torch.from_numpy((crop - 127.5) / 128.0).permute(2, 0, 1).unsqueeze(0).to(self.device)
         with self._lock, self.torch.inference_mode():
             out = self.net(x)
-        return out[0].cpu().numpy().astype(np.float64)
+        return np.asarray(out[0].cpu().numpy(), dtype=np.float64)
 
 
 def distances(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -162,7 +150,7 @@ class PlainDlib:
         import dlib
 
         self.detector = dlib.get_frontal_face_detector()
-        _dlib_models()
+        load_dlib_models()
 
     def embed_image(self, rgb: np.ndarray) -> np.ndarray | None:
         img = np.ascontiguousarray(rgb)

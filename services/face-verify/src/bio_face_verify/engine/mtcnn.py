@@ -146,7 +146,7 @@ def _crops(img: torch.Tensor, rgbf: np.ndarray | None, boxes: torch.Tensor, size
 
 def _batched(net: torch.nn.Module, data: torch.Tensor, batch: int = 512) -> tuple[torch.Tensor, ...]:
     outs = [net(data[i:i + batch]) for i in range(0, len(data), batch)]
-    return tuple(torch.cat(v, dim=0) for v in zip(*outs))
+    return tuple(torch.cat(v, dim=0) for v in zip(*outs, strict=True))
 
 
 class MTCNN:
@@ -237,8 +237,8 @@ class MTCNN:
         reg = reg[ipass]
         if not len(boxes):
             return empty
-        keep = torch.as_tensor(nms(boxes[:, :4].cpu().numpy(), boxes[:, 4].cpu().numpy(), 0.7), device=self.device)
-        boxes = _rerec(_bbreg(boxes[keep], reg[keep]))
+        kept = torch.as_tensor(nms(boxes[:, :4].cpu().numpy(), boxes[:, 4].cpu().numpy(), 0.7), device=self.device)
+        boxes = _rerec(_bbreg(boxes[kept], reg[kept]))
 
         # Stage 3: ONet on 48x48 crops: final boxes, probabilities and the five landmarks.
         data, valid = _crops(img, rgbf, boxes, 48, w, h)

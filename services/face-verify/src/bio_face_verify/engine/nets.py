@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -120,7 +121,10 @@ def facenet_pytorch_data_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "data"
 
 
-def load_state(module: nn.Module, path: Path) -> nn.Module:
+M = TypeVar("M", bound=nn.Module)
+
+
+def load_state(module: M, path: Path) -> M:
     """Load a state dict strictly (every parameter present, every shape equal) and switch to eval."""
     if not path.is_file():
         raise WeightsError(f"weights file {path} is missing")
@@ -145,7 +149,8 @@ def load_mtcnn_nets(data_dir: Path | None = None) -> tuple[PNet, RNet, ONet]:
 
 # -- FaceNet InceptionResnetV1 ---------------------------------------------------------------------
 class BasicConv2d(nn.Module):
-    def __init__(self, in_planes: int, out_planes: int, kernel_size, stride, padding=0) -> None:
+    def __init__(self, in_planes: int, out_planes: int, kernel_size: int | tuple[int, int], stride: int,
+                 padding: int | tuple[int, int] = 0) -> None:
         super().__init__()
         self.conv = nn.Conv2d(in_planes, out_planes, kernel_size=kernel_size, stride=stride, padding=padding,
                               bias=False)
@@ -153,7 +158,8 @@ class BasicConv2d(nn.Module):
         self.relu = nn.ReLU(inplace=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.relu(self.bn(self.conv(x)))
+        out: torch.Tensor = self.relu(self.bn(self.conv(x)))
+        return out
 
 
 class Block35(nn.Module):
@@ -171,7 +177,8 @@ class Block35(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x), self.branch2(x)), 1)
-        return self.relu(self.conv2d(out) * self.scale + x)
+        res: torch.Tensor = self.relu(self.conv2d(out) * self.scale + x)
+        return res
 
 
 class Block17(nn.Module):
@@ -187,7 +194,8 @@ class Block17(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x)), 1)
-        return self.relu(self.conv2d(out) * self.scale + x)
+        res: torch.Tensor = self.relu(self.conv2d(out) * self.scale + x)
+        return res
 
 
 class Block8(nn.Module):
@@ -206,7 +214,8 @@ class Block8(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.cat((self.branch0(x), self.branch1(x)), 1)
         out = self.conv2d(out) * self.scale + x
-        return out if self.noReLU else self.relu(out)
+        res: torch.Tensor = out if self.noReLU else self.relu(out)
+        return res
 
 
 class Mixed_6a(nn.Module):

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bio_face_verify.engine.embed import DlibEmbedder, FacenetEmbedder, ModelSpec, distances
+from bio_face_verify.engine.embed import DlibEmbedder, FacenetEmbedder, ModelSpec, distances, landmarks68
 from bio_face_verify.engine.mtcnn import LANDMARK_NAMES, MTCNN, Face
 from bio_face_verify.engine.nets import facenet_weights_path
 from bio_face_verify.engine.pose import Pose, PoseTolerance, estimate_pose
@@ -46,6 +46,13 @@ class AnalysisOptions:
     other_face_ratio: float = 0.4
 
 
+def pixel_box(box: np.ndarray, width: int, height: int) -> dict[str, int]:
+    """The platform's face box: integer pixels {x, y, width, height}, clipped to the image (MTCNN boxes may
+    reach past the border)."""
+    x1, y1, x2, y2 = (int(round(float(v))) for v in np.clip(box[:4], 0, [width, height, width, height]))
+    return {"x": x1, "y": y1, "width": max(0, x2 - x1), "height": max(0, y2 - y1)}
+
+
 @dataclass
 class FaceAnalysis:
     face: Face  # in pixels of the original image
@@ -59,15 +66,13 @@ class FaceAnalysis:
 
     def as_dict(self) -> dict[str, Any]:
         w, h = self.image_size
-        box = np.clip(self.face.box, 0, [w, h, w, h])  # MTCNN boxes may reach past the border
         return {
             "width": self.image_size[0], "height": self.image_size[1],
             "faces_found": self.faces_found,
             "confidence": round(self.face.confidence, 5),
-            "box": {"x1": round(float(box[0]), 1), "y1": round(float(box[1]), 1),
-                    "x2": round(float(box[2]), 1), "y2": round(float(box[3]), 1)},
+            "box": pixel_box(self.face.box, w, h),
             "landmarks": {n: [round(float(x), 1), round(float(y), 1)]
-                          for n, (x, y) in zip(LANDMARK_NAMES, self.face.landmarks)},
+                          for n, (x, y) in zip(LANDMARK_NAMES, self.face.landmarks, strict=True)},
             **self.pose.as_dict(),
             "frontal": self.frontal,
             "pose_violations": self.pose_violations,
@@ -124,10 +129,9 @@ class Verifier:
             raise FaceImageError(
                 "multiple_faces",
                 f"{label}: {len(big)} faces found; send a photo of one person, or multiple_faces=largest",
-                {"image": label, "faces": len(big),
-                 "boxes": [[round(float(v) / scale, 1) for v in f.box] for f in big]})
+                {"image": label, "faces": len(big), "boxes": [pixel_box(f.box / scale, w, h) for f in big]})
         face = largest
-        pose = estimate_pose(face.landmarks)
+        pose = estimate_pose(landmarks68(small, face.box), small.shape[1], small.shape[0])
         violations = opts.tolerance.violations(pose)
         if violations and opts.pose_policy == "reject":
             raise FaceImageError("non_frontal", f"{label}: the face is not frontal ({'; '.join(violations)})",
@@ -150,7 +154,7 @@ class Verifier:
         }
 
 
-_cache: dict[tuple, Verifier] = {}
+_cache: dict[tuple[Any, ...], Verifier] = {}
 _cache_lock = threading.Lock()
 
 
