@@ -38,7 +38,6 @@ MAX_TURN = math.pi / 2
 MIN_VALID_CELLS = 20  # of the 52 spatial cells inside the disc
 NCELL = NS * NS * ND
 TWO_PI = 2 * math.pi
-HULL_SCALE = 4  # the hull is rasterised at 1/4 resolution
 HULL_REACH = 2048.0
 
 
@@ -61,16 +60,45 @@ def _direction_share(delta, layer_angle):
     return 0.5 * (math.erf((d + DD / 2) / s) - math.erf((d - DD / 2) / s))
 
 
+@njit(cache=True, inline="always")
+def _segment_d2(px, py, ax, ay, bx, by):
+    dx, dy = bx - ax, by - ay
+    ll = dx * dx + dy * dy
+    t = 0.0 if ll <= 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / ll))
+    ex, ey = ax + t * dx - px, ay + t * dy - py
+    return ex * ex + ey * ey
+
+
 @njit(cache=True)
-def cylinders(m, hull, x0, y0):
+def _in_grown_hull(px, py, hull):
+    """Is (px, py) inside the convex polygon hull ((k, 2), in order) grown by OMEGA?"""
+    k = hull.shape[0]
+    inside = k >= 3
+    sign = 0.0
+    d2 = 1e300
+    for e in range(k):
+        ax, ay = hull[e, 0], hull[e, 1]
+        bx, by = hull[(e + 1) % k, 0], hull[(e + 1) % k, 1]
+        cross = (bx - ax) * (py - ay) - (by - ay) * (px - ax)
+        if cross != 0.0:
+            if sign == 0.0:
+                sign = cross
+            elif cross * sign < 0:
+                inside = False
+        d2 = min(d2, _segment_d2(px, py, ax, ay, bx, by))
+    return inside or d2 <= OMEGA * OMEGA
+
+
+@njit(cache=True)
+def cylinders(m, hull):
     """Cylinders of the minutiae m ((n, >=3): x, y, theta): (n, NCELL) uint8 cell values (0 outside the
     print), (n, NS * NS) uint8 spatial validity (1 valid) and the same validity as (n,) uint64 bit masks.
-    hull: rasterised grown convex hull (1 inside) at 1/HULL_SCALE resolution, its pixel (0, 0) at (x0, y0)."""
+    hull: the convex hull of the print's minutiae ((k, 2), in order); cells farther than OMEGA outside it
+    are invalid."""
     n = m.shape[0]
     vals = np.zeros((n, NCELL), np.uint8)
     valid = np.zeros((n, NS * NS), np.uint8)
     masks = np.zeros(n, np.uint64)
-    hh, hw = hull.shape
     gs_norm = 1.0 / (SIGMA_S * math.sqrt(TWO_PI))
     inv2s2 = 1.0 / (2 * SIGMA_S * SIGMA_S)
     reach = R + 3 * SIGMA_S
@@ -99,9 +127,7 @@ def cylinders(m, hull, x0, y0):
                 v = (b - (NS - 1) / 2) * DS
                 if u * u + v * v > R * R:
                     continue
-                fx = (m[i, 0] + c * u - s * v - x0) / HULL_SCALE
-                fy = (m[i, 1] + s * u + c * v - y0) / HULL_SCALE
-                if not (0.0 <= fx < hw and 0.0 <= fy < hh) or hull[int(fy), int(fx)] == 0:
+                if not _in_grown_hull(m[i, 0] + c * u - s * v, m[i, 1] + s * u + c * v, hull):
                     continue
                 cell = a * NS + b
                 mask |= np.uint64(1) << np.uint64(cell)
@@ -115,7 +141,8 @@ def cylinders(m, hull, x0, y0):
                     for k in range(ND):
                         acc[k] += g * share[q, k]
                 for k in range(ND):
-                    psi = 1.0 / (1.0 + math.exp(-TAU_PSI * (acc[k] - MU_PSI)))
+                    z = -TAU_PSI * (acc[k] - MU_PSI)
+                    psi = 0.0 if z > 12.0 else (1.0 if z < -12.0 else 1.0 / (1.0 + math.exp(z)))
                     vals[i, k * NS * NS + cell] = np.uint8(min(255, int(psi * 255.0 + 0.5)))
         masks[i] = mask
     return vals, valid, masks
@@ -158,29 +185,20 @@ def similarity(ca, oa, ka, ta, cb, ob, kb, tb):
     return 1.0 - math.sqrt(nd) / den
 
 
-def hull_raster(m: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """The convex hull of the minutiae grown by OMEGA, rasterised at 1/HULL_SCALE (1 inside). Only minutiae
-    within HULL_REACH px of the median position count (a print is under 1,000 px at 500 dpi): absurd
-    coordinates in an imported template neither ask for a huge raster nor hide the print's own area."""
-    centre = np.median(m[:, :2], axis=0) if len(m) else np.zeros(2)
-    near = m[(np.abs(m[:, :2] - centre) <= HULL_REACH).all(1)] if len(m) else m
-    if len(near) == 0:
-        return np.zeros((1, 1), np.uint8), 0.0, 0.0
-    x0 = float(near[:, 0].min() - OMEGA - R)
-    y0 = float(near[:, 1].min() - OMEGA - R)
-    w = int((near[:, 0].max() + OMEGA + R - x0) / HULL_SCALE) + 2
-    h = int((near[:, 1].max() + OMEGA + R - y0) / HULL_SCALE) + 2
-    img = np.zeros((h, w), np.uint8)
-    pts = np.round((near[:, :2] - [x0, y0]) / HULL_SCALE).astype(np.int32)
-    hull = cv2.convexHull(pts.reshape(-1, 1, 2))
-    cv2.fillConvexPoly(img, hull, 1)
-    r = int(round(OMEGA / HULL_SCALE))
-    img = cv2.dilate(img, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    return img, x0, y0
+def hull(m: np.ndarray) -> np.ndarray:
+    """Convex hull ((k, 2) float64, in order) of the minutiae within HULL_REACH px of their median position
+    (a print is under 1,000 px at 500 dpi): absurd coordinates in an imported template do not stretch the
+    print's area over empty space."""
+    if len(m) == 0:
+        return np.zeros((0, 2))
+    centre = np.median(m[:, :2], axis=0)
+    near = m[(np.abs(m[:, :2] - centre) <= HULL_REACH).all(1), :2]
+    if len(near) < 3:
+        return np.ascontiguousarray(near, np.float64)
+    return np.ascontiguousarray(cv2.convexHull(near.astype(np.float32)).reshape(-1, 2), np.float64)
 
 
 def describe(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cylinder values, spatial validity and validity bit masks of prepared minutiae (see cylinders)."""
     m = np.ascontiguousarray(m, np.float64)
-    hull, x0, y0 = hull_raster(m)
-    return cylinders(m, hull, x0, y0)
+    return cylinders(m, hull(m))
