@@ -22,6 +22,8 @@ def test_every_set_says_whether_a_setting_was_chosen_on_it():
             s = by[f"{src}-{kind}"]
             assert s.source == src and s.kind == kind and not s.tuned_on and s.note
     assert by["DB1_B"].tuned_on and by["DB2_B"].tuned_on and not by["pyfnprint"].tuned_on
+    holdouts = [s for s in bench.DEV_SETS if s.seed != 1]
+    assert len(holdouts) == 6 and not any(s.tuned_on for s in holdouts)
 
 
 def test_report_lists_the_tuned_on_flag_command_and_rates(tmp_path):

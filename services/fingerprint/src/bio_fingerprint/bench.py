@@ -27,6 +27,7 @@ class DevSet:
     kind: str | None  # None: the real prints; otherwise an engine.devsets kind
     tuned_on: bool
     note: str
+    seed: int = 1
 
 
 _LEGACY = "the matcher's tolerances, seeds and score were developed on this set (before leave-one-out)"
@@ -46,6 +47,11 @@ for _src in ("DB1_B", "DB2_B", "pyfnprint"):
     _derived = "made from prints the legacy tolerances were developed on; " if _src != "pyfnprint" else ""
     for _kind in ("small", "tiny", "distorted"):
         DEV_SETS.append(DevSet(f"{_src}-{_kind}", _src, _kind, False, f"{_derived}cylinder fusion: {_FOLD[_src]}"))
+# the same transforms with another seed, made after every choice: no setting was chosen on or near them
+for _src in ("DB1_B", "DB2_B", "pyfnprint"):
+    for _kind in ("small", "tiny"):
+        DEV_SETS.append(DevSet(f"{_src}-{_kind}-seed2", _src, _kind, False,
+                               "hold-out: generated after every matcher choice was made, never used for one", 2))
 
 
 def gray(path: Path) -> np.ndarray:
@@ -171,14 +177,14 @@ def source_rows(base: Path, source: str) -> list[tuple[Path, str]]:
 
 
 def set_folder(base: Path, work: Path, s: DevSet) -> Path:
-    """The folder of a development set (written once for a transformed set, seed 1)."""
+    """The folder of a development set (a transformed set is written once)."""
     from bio_fingerprint.engine.devsets import write_set
 
     if s.kind is None:
         return base / "pyfnprint" if s.source == "pyfnprint" else base / "fvc2002" / s.source
     folder = work / s.name
     if not (folder / "truth.csv").is_file():
-        write_set(source_rows(base, s.source), folder, s.kind, seed=1)
+        write_set(source_rows(base, s.source), folder, s.kind, seed=s.seed)
     return folder
 
 
@@ -191,7 +197,7 @@ def _set_rows(base: Path, work: Path, s: DevSet) -> tuple[list[tuple[Path, str]]
         return source_rows(base, s.source), f"bio-fingerprint bench --sets {s.name} (FVC2002 truth.csv, {s.source} rows)"
     cmd = f"bio-fingerprint evaluate {folder} --json {s.name}.json"
     if s.kind:
-        cmd = f"bio-fingerprint devset {s.source} {folder} --kind {s.kind} --seed 1 && " + cmd
+        cmd = f"bio-fingerprint devset {s.source} {folder} --kind {s.kind} --seed {s.seed} && " + cmd
     return read_truth(folder), cmd
 
 
