@@ -113,7 +113,7 @@ def det_svg(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> str
     parts.append(f'<text x="{w / 2}" y="{h - 15}" text-anchor="middle">FMR</text>')
     parts.append(f'<text x="15" y="{h / 2}" transform="rotate(-90 15 {h / 2})" text-anchor="middle">FNMR</text>')
     for k, (name, (fmr, fnmr)) in enumerate(curves.items()):
-        pts = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(fmr, fnmr))
+        pts = " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in zip(fmr, fnmr, strict=True))
         c = colours[k % len(colours)]
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
         parts.append(f'<text x="{w - m - 5}" y="{m + 15 + 14 * k}" text-anchor="end" fill="{c}">{name}</text>')

@@ -1,25 +1,29 @@
 """Rotation- and translation-invariant minutiae matching (compiled with numba).
 
-1. Local structures: every minutia is described by its K nearest neighbours, each as (distance,
-   direction of the neighbour seen from the minutia relative to its own direction, direction
-   difference). These numbers do not change when the print is rotated or moved.
+1. Local structures (engine/local_structures.py): every minutia is described by its K nearest
+   neighbours, each as (distance, direction of the neighbour seen from the minutia relative to its own
+   direction, direction difference). These numbers do not change when the print is rotated or moved.
 2. Local matching: every pair (minutia of A, minutia of B) gets a similarity in [0, 1] from how many
-   neighbours agree within tolerances.
+   neighbours agree within tolerances. Paired minutiae are also compared by their Minutia Cylinder-Code
+   descriptors (engine/mcc.py), which only look at the cells inside both prints and so stay informative at
+   the border of small prints; a pair's weight mixes both similarities.
 3. Consolidation: the SEEDS best local pairs among the SEED_ROWS best-quality minutiae of each
    template are alignment seeds (a cheap neighbour pre-check skips hopeless pairs). For each seed, B is
    rotated and moved onto A and minutiae are paired greedily (distance and direction tolerance); the
    pairs found give a least-squares rigid refit, and the REFINE best seeds are paired again with it.
-4. Score: matched^2 / (minutiae of A in the common area x minutiae of B in the common area), weighted
-   by the local similarities of the matched pairs, scaled to 0-100ish. Identical templates score high,
-   unrelated ones near 0.
+4. Score: (sum of the matched pairs' weights)^2 / (minutiae of A in the common area x minutiae of B in
+   the common area), scaled to 0-100ish. Identical templates score high, unrelated ones near 0.
 
 Templates are (n, 5) float32 arrays: x, y, theta (radians, image coordinates), type, quality.
 
-Speed (about 30 us per comparison on one core): the local-structure block is tested branch-free over
+numba's cache tracks each file on its own: after changing a compiled function of local_structures.py or
+mcc.py, touch this file so that match_raw, which inlines them, is compiled again.
+
+Speed (about 30-35 us per comparison on one core): the local-structure block is tested branch-free over
 B's minutiae (vector instructions), local similarities outside the seed rows are computed only when the
 pairing meets them and then cached, B's aligned minutiae are sorted into x columns so that each minutia
-of A searches 3 of them, and the inner loops avoid unpredictable branches. Local structures are stored
-feature-major with the neighbours in vector lanes ((n, 3, KP) float32).
+of A searches 3 of them, and the inner loops avoid unpredictable branches. MCC similarities are computed
+only for the pairs the pairing meets (cached), about 100 ns each.
 """
 
 from __future__ import annotations
@@ -29,8 +33,18 @@ import math
 import numpy as np
 from numba import njit
 
-K = 6  # neighbours per local structure
-KP = 8  # lanes per feature row (K padded to a vector width; padding has distance -1)
+from bio_fingerprint.engine.local_structures import (
+    KP,
+    TWO_PI,
+    K,
+    _pair_similarity,
+    _plausible,
+    _plausible_block,
+    local_structures,
+)
+from bio_fingerprint.engine.mcc import NCELL, NS, describe
+from bio_fingerprint.engine.mcc import similarity as mcc_similarity
+
 SEEDS = 6
 SEED_ROWS = 24  # alignment seeds come from the best-quality minutiae of each template (templates are quality-sorted)
 REFINE = 2  # seeds whose least-squares refit is paired again
@@ -38,140 +52,11 @@ DIST_TOL = 12.0  # px at 500 dpi, after alignment
 ANGLE_TOL = math.pi / 6
 MIN_OVERLAP = 10
 MAX_COLUMNS = 1024  # pairing grid columns (DIST_TOL wide: 12,288 px)
-TWO_PI = 2 * math.pi
-
-
-@njit(cache=True, inline="always")
-def _adiff(a, b):
-    """Angular distance of two angles in [0, 2 pi)."""
-    d = abs(a - b)
-    return TWO_PI - d if d > math.pi else d
-
-
-@njit(cache=True)
-def local_structures(m):
-    """(n, 3, KP) float32: rows distance, position angle of the neighbour seen from the minutia relative
-    to its direction, direction difference; one lane per neighbour, nearest first; distance -1 = none."""
-    n = m.shape[0]
-    out = np.full((n, 3, KP), -1.0, np.float32)
-    d = np.empty(n, np.float64)
-    for i in range(n):
-        for j in range(n):
-            d[j] = math.hypot(m[j, 0] - m[i, 0], m[j, 1] - m[i, 1]) if j != i else 1e18
-        order = np.argsort(d)
-        for k in range(min(K, n - 1)):
-            j = order[k]
-            out[i, 0, k] = d[j]
-            out[i, 1, k] = (math.atan2(m[j, 1] - m[i, 1], m[j, 0] - m[i, 0]) - m[i, 2]) % TWO_PI
-            out[i, 2, k] = (m[j, 2] - m[i, 2]) % TWO_PI
-    return out
-
-
-@njit(cache=True, inline="always")
-def _plausible(la, i, lb, p):
-    """Cheap pre-check: does one of the 2 nearest neighbours of a agree with one of the 3 nearest of b?"""
-    for a in range(2):
-        da = la[i, 0, a]
-        if da < 0:
-            return False
-        tol = 6.0 + 0.12 * da
-        for b in range(3):
-            db = lb[p, 0, b]
-            if db < 0 or db > da + tol:
-                break
-            if da - db > tol:
-                continue
-            if _adiff(la[i, 1, a], lb[p, 1, b]) <= 0.4 and _adiff(la[i, 2, a], lb[p, 2, b]) <= 0.5:
-                return True
-    return False
-
-
-@njit(cache=True, fastmath=True)
-def _plausible_block(la, ra, lb, rb):
-    """_plausible for every pair of A's first ra and B's first rb minutiae, branch-free over B so that it
-    compiles to vector instructions (B's neighbour features are gathered into contiguous rows first)."""
-    bf = np.empty((9, rb), np.float32)
-    for p in range(rb):
-        for v in range(3):
-            d = lb[p, 0, v]
-            bf[3 * v, p] = d if d >= 0 else np.float32(1e9)
-            bf[3 * v + 1, p] = lb[p, 1, v]
-            bf[3 * v + 2, p] = lb[p, 2, v]
-    ok = np.zeros((ra, rb), np.bool_)
-    two_pi = np.float32(TWO_PI)
-    for i in range(ra):
-        row = ok[i]
-        for u in range(2):
-            da = la[i, 0, u]
-            if da < 0:
-                break
-            tol = np.float32(6.0) + np.float32(0.12) * da
-            lo = da - tol
-            hi = da + tol
-            a1 = la[i, 1, u]
-            a2 = la[i, 2, u]
-            for v in range(3):
-                d_ = bf[3 * v]
-                b1 = bf[3 * v + 1]
-                b2 = bf[3 * v + 2]
-                for p in range(rb):
-                    e1 = abs(a1 - b1[p])
-                    e1 = min(e1, two_pi - e1)
-                    e2 = abs(a2 - b2[p])
-                    e2 = min(e2, two_pi - e2)
-                    row[p] |= (d_[p] >= lo) & (d_[p] <= hi) & (e1 <= np.float32(0.4)) & (e2 <= np.float32(0.5))
-    return ok
-
-
-@njit(cache=True, fastmath=True)
-def _pair_similarity(la, i, lb, p, cost):
-    """Local similarity of minutia i of A and p of B in [0, 1]: A's neighbours, nearest first, each take
-    the unused neighbour of B with the lowest cost (distance, position angle and direction differences,
-    each relative to its tolerance; within tolerance on all three), scored 1 - cost / 3, averaged over
-    the smaller neighbourhood. The K x KP cost matrix is computed branch-free first (vector lanes)."""
-    na = 0
-    nb = 0
-    for b in range(K):
-        na += la[i, 0, b] >= 0
-        nb += lb[p, 0, b] >= 0
-    if min(na, nb) < 3:
-        return 0.0
-    two_pi = np.float32(TWO_PI)
-    bd = lb[p, 0]
-    b1 = lb[p, 1]
-    b2 = lb[p, 2]
-    for a in range(na):
-        da = la[i, 0, a]
-        tol = np.float32(6.0) + np.float32(0.12) * da
-        inv = np.float32(1.0) / tol
-        a1 = la[i, 1, a]
-        a2 = la[i, 2, a]
-        row = cost[a]
-        for b in range(KP):
-            dd = abs(da - bd[b])
-            e1 = abs(a1 - b1[b])
-            e1 = min(e1, two_pi - e1)
-            e2 = abs(a2 - b2[b])
-            e2 = min(e2, two_pi - e2)
-            c = dd * inv + e1 * np.float32(2.5) + e2 * np.float32(2.0)
-            ok = (bd[b] >= 0) & (dd <= tol) & (e1 <= np.float32(0.4)) & (e2 <= np.float32(0.5))
-            row[b] = c if ok else np.float32(3.0)
-    used = 0
-    acc = 0.0
-    for a in range(na):
-        best = -1
-        best_cost = np.float32(3.0)
-        for b in range(nb):
-            c = cost[a, b]
-            if (used >> b) & 1:
-                c = np.float32(3.0)
-            if c < best_cost:
-                best_cost = c
-                best = b
-        if best >= 0:
-            used |= 1 << best
-            acc += 1.0 - best_cost / 3.0
-    return acc / min(na, nb)
+# MCC similarities under MCC_FLOOR are what unrelated minutiae reach (measured); the weight of a pair is
+# MCC_WEIGHT x the rescaled MCC similarity + the rest x the neighbour similarity, with no floor for a pair
+# whose neighbourhoods disagree. Chosen leaving one database family out (see bio_fingerprint/bench.py).
+MCC_FLOOR = 0.5
+MCC_WEIGHT = 0.5
 
 
 @njit(cache=True)
@@ -200,7 +85,10 @@ def _align(mb, c, sn, ox, oy, rot, x0, start, tx, ty, tt, sx, sy, st, sq):
         k = min(max(int((tx[q] - x0) / DIST_TOL), 0), nbk - 1)
         j = start[k]
         start[k] += 1
-        sx[j] = tx[q]; sy[j] = ty[q]; st[j] = tt[q]; sq[j] = q
+        sx[j] = tx[q]
+        sy[j] = ty[q]
+        st[j] = tt[q]
+        sq[j] = q
     # the scatter advanced every start[k] to the next column's start: shift back
     for k in range(nbk, 0, -1):
         start[k] = start[k - 1]
@@ -208,9 +96,11 @@ def _align(mb, c, sn, ox, oy, rot, x0, start, tx, ty, tt, sx, sy, st, sq):
 
 
 @njit(cache=True)
-def _pair_up(ma, cola, sx, sy, st, sq, start, sim, la, lb, used, pa, tol, cost):
+def _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used, pa, tol, cost):
     """Greedy pairing: each minutia of A (in quality order) takes the nearest unused minutia of B within
-    tol px and ANGLE_TOL (B aligned and sorted into columns by _align)."""
+    tol px and ANGLE_TOL (B aligned and sorted into columns by _align). A pair's weight mixes the
+    neighbour similarity (cached in sim) with the MCC one (ta, tb: cylinder values, validity, masks),
+    cached in wt."""
     na = ma.shape[0]
     nbk = start.shape[0] - 1
     used[:] = False
@@ -241,11 +131,16 @@ def _pair_up(ma, cola, sx, sy, st, sq, start, sim, la, lb, used, pa, tol, cost):
             bq = sq[bj]
             pa[a] = bq
             matched += 1
-            w = sim[a, bq]
+            w = wt[a, bq]
             if w < 0:
-                w = _pair_similarity(la, a, lb, bq, cost) if _plausible(la, a, lb, bq) else 0.0
-                sim[a, bq] = w
-            wsum += 0.2 + 0.8 * w
+                k = sim[a, bq]
+                if k < 0:
+                    k = _pair_similarity(la, a, lb, bq, cost) if _plausible(la, a, lb, bq) else 0.0
+                    sim[a, bq] = k
+                c = mcc_similarity(ta[0][a], ta[1][a], ta[2][a], ma[a, 2], tb[0][bq], tb[1][bq], tb[2][bq], mb[bq, 2])
+                w = (1.0 - MCC_WEIGHT) * k + MCC_WEIGHT * max(0.0, (c - MCC_FLOOR) / (1.0 - MCC_FLOOR))
+                wt[a, bq] = w
+            wsum += w
     return matched, wsum
 
 
@@ -255,12 +150,16 @@ def _overlap(ma, tx, ty, na, nb):
     margin = 10.0
     minx, maxx, miny, maxy = 1e9, -1e9, 1e9, -1e9
     for q in range(nb):
-        minx = min(minx, tx[q]); maxx = max(maxx, tx[q])
-        miny = min(miny, ty[q]); maxy = max(maxy, ty[q])
+        minx = min(minx, tx[q])
+        maxx = max(maxx, tx[q])
+        miny = min(miny, ty[q])
+        maxy = max(maxy, ty[q])
     amin_x, amax_x, amin_y, amax_y = 1e9, -1e9, 1e9, -1e9
     for a in range(na):
-        amin_x = min(amin_x, ma[a, 0]); amax_x = max(amax_x, ma[a, 0])
-        amin_y = min(amin_y, ma[a, 1]); amax_y = max(amax_y, ma[a, 1])
+        amin_x = min(amin_x, ma[a, 0])
+        amax_x = max(amax_x, ma[a, 0])
+        amin_y = min(amin_y, ma[a, 1])
+        amax_y = max(amax_y, ma[a, 1])
     ova = 0
     for a in range(na):
         if minx - margin <= ma[a, 0] <= maxx + margin and miny - margin <= ma[a, 1] <= maxy + margin:
@@ -273,8 +172,10 @@ def _overlap(ma, tx, ty, na, nb):
 
 
 @njit(cache=True)
-def match_raw(ma, la, mb, lb):
-    """Returns (score, matched, overlap_a, overlap_b, weighted matches, 0)."""
+# one compiled hot loop (seeds, alignment, pairing, refit): splitting it costs calls per comparison
+def match_raw(ma, la, ca, oa, ka, mb, lb, cb, ob, kb):  # noqa: C901, PLR0915
+    """Returns (score, matched, overlap_a, overlap_b, weighted matches, 0) of prepared templates A and B
+    (minutiae, local structures, cylinder values, cylinder validity, validity masks; see prepare)."""
     na, nb = ma.shape[0], mb.shape[0]
     res = np.zeros(6, np.float64)
     if na < 3 or nb < 3:
@@ -282,6 +183,9 @@ def match_raw(ma, la, mb, lb):
     ra, rb = min(na, SEED_ROWS), min(nb, SEED_ROWS)
     # local similarities: computed for the seed rows now, for other pairs when the pairing meets them (-1)
     sim = np.full((na, nb), -1.0)
+    wt = np.full((na, nb), -1.0)
+    ta = (ca, oa, ka)
+    tb = (cb, ob, kb)
     ok = _plausible_block(la, ra, lb, rb)
     cost = np.empty((K, KP), np.float32)
     for i in range(ra):
@@ -313,7 +217,8 @@ def match_raw(ma, la, mb, lb):
     x0 = 1e18
     x1 = -1e18
     for a in range(na):
-        x0 = min(x0, ma[a, 0]); x1 = max(x1, ma[a, 0])
+        x0 = min(x0, ma[a, 0])
+        x1 = max(x1, ma[a, 0])
     x0 -= DIST_TOL
     # capped, so that absurd coordinates cannot ask for a huge grid: minutiae of A and B beyond the last
     # column share it, and searching it still finds every pair (just not as fast)
@@ -339,21 +244,30 @@ def match_raw(ma, la, mb, lb):
         c, sn = math.cos(rot), math.sin(rot)
         _align(mb, c, sn, ma[i, 0] - (c * mb[p, 0] - sn * mb[p, 1]), ma[i, 1] - (sn * mb[p, 0] + c * mb[p, 1]),
                rot, x0, start, tx, ty, tt, sx, sy, st, sq)
-        matched, wsum = _pair_up(ma, cola, sx, sy, st, sq, start, sim, la, lb, used_b, pa, DIST_TOL, cost)
+        matched, wsum = _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used_b, pa,
+                                 DIST_TOL, cost)
         if matched < 2:
             continue
         # least-squares rigid fit on the pairs found: the seed's own direction is only good to ~10 deg
         sax = say = sbx = sby = 0.0
         for a in range(na):
             if pa[a] >= 0:
-                sax += ma[a, 0]; say += ma[a, 1]; sbx += mb[pa[a], 0]; sby += mb[pa[a], 1]
-        sax /= matched; say /= matched; sbx /= matched; sby /= matched
+                sax += ma[a, 0]
+                say += ma[a, 1]
+                sbx += mb[pa[a], 0]
+                sby += mb[pa[a], 1]
+        sax /= matched
+        say /= matched
+        sbx /= matched
+        sby /= matched
         num = 0.0
         den = 0.0
         for a in range(na):
             if pa[a] >= 0:
-                ax = ma[a, 0] - sax; ay = ma[a, 1] - say
-                bx = mb[pa[a], 0] - sbx; by = mb[pa[a], 1] - sby
+                ax = ma[a, 0] - sax
+                ay = ma[a, 1] - say
+                bx = mb[pa[a], 0] - sbx
+                by = mb[pa[a], 1] - sby
                 num += bx * ay - by * ax
                 den += bx * ax + by * ay
         rot = math.atan2(num, den)
@@ -375,7 +289,7 @@ def match_raw(ma, la, mb, lb):
             break
         rot = fit[s, 0]
         _align(mb, math.cos(rot), math.sin(rot), fit[s, 1], fit[s, 2], rot, x0, start, tx, ty, tt, sx, sy, st, sq)
-        matched, wsum = _pair_up(ma, cola, sx, sy, st, sq, start, sim, la, lb, used_b, pa, DIST_TOL * 0.85, cost)
+        matched, wsum = _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used_b, pa, DIST_TOL * 0.85, cost)
         if wsum > best_score:
             best_score = wsum
             res[1] = matched
@@ -393,54 +307,59 @@ def _final_score(wsum, matched, ova, ovb, na, nb):
 
 
 @njit(cache=True)
-def match_many(probe, lprobe, gal_m, gal_l, offsets):
-    """Scores of one probe against a gallery packed as concatenated arrays with row offsets."""
+def match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, offsets):
+    """Scores of one prepared probe against a gallery packed as concatenated arrays with row offsets."""
     n = offsets.shape[0] - 1
     out = np.zeros(n, np.float64)
     for g in range(n):
         a, b = offsets[g], offsets[g + 1]
-        out[g] = match_raw(probe, lprobe, gal_m[a:b], gal_l[a:b])[0]
+        out[g] = match_raw(pm, pl, pc, po, pk, gm[a:b], gl[a:b], gc[a:b], go[a:b], gk[a:b])[0]
     return out
 
 
 @njit(cache=True)
-def match_pairs(m, l, offsets, pa, pb):
+def match_pairs(m, loc, c, o, msk, offsets, pa, pb):
     """Scores of template pairs (pa[k], pb[k]) of a set packed like a gallery (evaluation, calibration)."""
     out = np.zeros(pa.shape[0], np.float64)
     for k in range(pa.shape[0]):
-        a, b = pa[k], pb[k]
-        out[k] = match_raw(m[offsets[a]:offsets[a + 1]], l[offsets[a]:offsets[a + 1]],
-                           m[offsets[b]:offsets[b + 1]], l[offsets[b]:offsets[b + 1]])[0]
+        a0, a1, b0, b1 = offsets[pa[k]], offsets[pa[k] + 1], offsets[pb[k]], offsets[pb[k] + 1]
+        out[k] = match_raw(m[a0:a1], loc[a0:a1], c[a0:a1], o[a0:a1], msk[a0:a1],
+                           m[b0:b1], loc[b0:b1], c[b0:b1], o[b0:b1], msk[b0:b1])[0]
     return out
 
 
-def prepare(minutiae: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Minutiae sorted by quality (best first, stable) with their local structures."""
+Prepared = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def prepare(minutiae: np.ndarray) -> Prepared:
+    """Minutiae sorted by quality (best first, stable) with their local structures and cylinders (values,
+    validity, validity masks): the five arrays match_raw takes per template."""
     m = np.asarray(minutiae[:, :5], np.float64)
     m = np.ascontiguousarray(m[np.argsort(-m[:, 4], kind="stable")])
-    return m, local_structures(m)
+    return (m, local_structures(m), *describe(m))
 
 
 def score(a: np.ndarray, b: np.ndarray) -> float:
     """Similarity of two minutiae sets ((n, 5) arrays); symmetric up to the greedy pairing."""
-    ma, la = prepare(a)
-    mb, lb = prepare(b)
-    return float(match_raw(ma, la, mb, lb)[0])
+    return float(match_raw(*prepare(a), *prepare(b))[0])
 
 
-def pack(templates: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Prepared templates concatenated: minutiae, local structures and row offsets (template k is rows
-    offsets[k]:offsets[k + 1]), the layout match_many and match_pairs read."""
+_EMPTY = (np.zeros((0, 5)), np.zeros((0, 3, KP), np.float32), np.zeros((0, NCELL), np.uint8),
+          np.zeros((0, NS * NS), np.uint8), np.zeros(0, np.uint64))
+
+
+def pack(templates: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+    """Prepared templates concatenated: the five per-template arrays of prepare and row offsets (template k
+    is rows offsets[k]:offsets[k + 1]), the layout match_many and match_pairs read."""
     prepared = [prepare(t) for t in templates]
     offsets = np.zeros(len(prepared) + 1, np.int64)
-    for k, (m, _) in enumerate(prepared):
-        offsets[k + 1] = offsets[k] + len(m)
-    m = np.concatenate([p[0] for p in prepared]) if prepared else np.zeros((0, 5))
-    l = np.concatenate([p[1] for p in prepared]) if prepared else np.zeros((0, 3, KP), np.float32)
-    return m, l, offsets
+    for k, p in enumerate(prepared):
+        offsets[k + 1] = offsets[k] + len(p[0])
+    arrays = [np.concatenate([p[i] for p in prepared]) if prepared else _EMPTY[i] for i in range(5)]
+    return (*arrays, offsets)
 
 
-def score_pairs(packed: tuple[np.ndarray, np.ndarray, np.ndarray], pairs: list[tuple[int, int]]) -> np.ndarray:
+def score_pairs(packed: tuple[np.ndarray, ...], pairs: list[tuple[int, int]]) -> np.ndarray:
     """Scores of (index, index) pairs of packed templates, in one compiled loop."""
     idx = np.asarray(pairs, np.int64).reshape(-1, 2)
     return match_pairs(*packed, np.ascontiguousarray(idx[:, 0]), np.ascontiguousarray(idx[:, 1]))
@@ -451,7 +370,7 @@ class Gallery:
 
     def __init__(self, ids: list, templates: list[np.ndarray]) -> None:
         self.ids = list(ids)
-        self.m, self.l, self.offsets = pack(templates)
+        self.packed = pack(templates)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -459,5 +378,4 @@ class Gallery:
     def scores(self, probe: np.ndarray) -> np.ndarray:
         if not self.ids:
             return np.zeros(0)
-        m, l = prepare(probe)
-        return match_many(m, l, self.m, self.l, self.offsets)
+        return match_many(*prepare(probe), *self.packed)

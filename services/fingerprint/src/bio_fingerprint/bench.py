@@ -1,0 +1,314 @@
+"""Accuracy and speed reports of the fingerprint matcher: ``evaluate`` (one folder), ``bench`` (every
+development set, with the sets each setting was chosen on), ``calibrate`` (the score-to-FMR tables).
+
+Development protocol: settings are chosen leaving one database family out (DB1_B, DB2_B, pyfnprint, each
+with the transformed sets made from its prints) and reported on the family left out; a set on which any
+setting was chosen says so (``tuned_on``).
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bio_fingerprint.bench_report import clean, pct, write_report
+
+
+@dataclass(frozen=True)
+class DevSet:
+    name: str
+    source: str  # DB1_B, DB2_B or pyfnprint
+    kind: str | None  # None: the real prints; otherwise an engine.devsets kind
+    tuned_on: bool
+    note: str
+    seed: int = 1
+
+
+_LEGACY = "the matcher's tolerances, seeds and score were developed on this set (before leave-one-out)"
+# The cylinder fusion (MCC weight and floor, no weight floor for pairs whose neighbourhoods disagree) was
+# chosen among 12 variants by leave-one-family-out: the fold holding a family out chose on the other two.
+_FOLD = {
+    "DB1_B": "the fold holding DB1_B out chose the same fusion with DIST_TOL 14 (DB1_B-tiny all-pairs EER 6.78 % "
+             "there against 5.72 % as shipped); what ships is the choice of the other two folds",
+    "DB2_B": "chosen with DB2_B and its transformed sets held out (the shipped setting)",
+    "pyfnprint": "chosen with pyfnprint and its transformed sets held out (the shipped setting)",
+}
+DEV_SETS = [DevSet("DB1_B", "DB1_B", None, True, f"{_LEGACY}; cylinder fusion: {_FOLD['DB1_B']}"),
+            DevSet("DB2_B", "DB2_B", None, True, f"{_LEGACY}; cylinder fusion: {_FOLD['DB2_B']}"),
+            DevSet("pyfnprint", "pyfnprint", None, False,
+                   f"cylinder fusion: {_FOLD['pyfnprint']}; its impostor scores feed the score-to-FMR table")]
+for _src in ("DB1_B", "DB2_B", "pyfnprint"):
+    _derived = "made from prints the legacy tolerances were developed on; " if _src != "pyfnprint" else ""
+    for _kind in ("small", "tiny", "distorted"):
+        DEV_SETS.append(DevSet(f"{_src}-{_kind}", _src, _kind, False, f"{_derived}cylinder fusion: {_FOLD[_src]}"))
+# the same transforms with another seed, made after every choice: no setting was chosen on or near them
+for _src in ("DB1_B", "DB2_B", "pyfnprint"):
+    for _kind in ("small", "tiny"):
+        DEV_SETS.append(DevSet(f"{_src}-{_kind}-seed2", _src, _kind, False,
+                               "hold-out: generated after every matcher choice was made, never used for one", 2))
+
+
+def gray(path: Path) -> np.ndarray:
+    from bio_shared.images import decode_image
+
+    return decode_image(path.read_bytes(), mode="gray", max_bytes=1 << 30).pixels
+
+
+def extract_rows(rows: list[tuple[Path, str]], preset: str = "classic", extractor: str = "leader") -> dict[str, Any]:
+    from bio_fingerprint.engine.enhance import EnhanceMethods
+    from bio_fingerprint.engine.pipeline import process
+
+    methods = EnhanceMethods.preset(preset)
+    # the template path: LEADER minutiae and the quality score need no enhanced ridge image (as /verify and
+    # /identify probes); the classic extractor needs it and computes it regardless
+    ridges = extractor == "classic"
+    process(gray(rows[0][0]), None, methods, 500, extractor, ridges)  # warm-up (imports, compilation)
+    templates, times, cpu, qualities = [], [], [], []
+    for path, _ in rows:
+        img = gray(path)
+        t, c = time.perf_counter(), time.process_time()
+        r = process(img, None, methods, 500, extractor, ridges)
+        times.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+        templates.append(r.minutiae)
+        qualities.append(r.quality.score)
+    return {"rows": rows, "templates": templates, "times": times, "cpu_times": cpu, "qualities": qualities}
+
+
+def cached_extract(rows: list[tuple[Path, str]], preset: str, extractor: str, cache: Path | None) -> dict[str, Any]:
+    """extract_rows, kept in cache (npz) when given: matcher experiments then take seconds."""
+    if cache and cache.is_file():
+        st = np.load(cache)
+        return {"rows": rows, "templates": [st[f"t{i}"] for i in range(len(rows))], "times": list(st["times"]),
+                "qualities": list(st["qualities"])}
+    ex = extract_rows(rows, preset, extractor)
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache, times=np.asarray(ex["times"]), qualities=np.asarray(ex["qualities"]),
+                 **{f"t{i}": t for i, t in enumerate(ex["templates"])})
+    return ex
+
+
+def evaluate_templates(ex: dict[str, Any]) -> dict[str, Any]:
+    """FVC protocol and all cross-finger pairs on extracted templates, with the comparison speed."""
+    from bio_fingerprint.engine import matcher
+    from bio_fingerprint.engine.evaluation import evaluate_scores, fvc_pairs
+
+    packed = matcher.pack(ex["templates"])
+    fingers = [f for _, f in ex["rows"]]
+    matcher.score_pairs(packed, [(0, 1)])  # compilation / cache load outside the timing
+    count = [0]
+    elapsed = [0.0, 0.0]
+
+    def compare(pairs: list[tuple[int, int]]) -> np.ndarray:
+        t, c = time.perf_counter(), time.process_time()
+        out = matcher.score_pairs(packed, pairs)
+        elapsed[0] += time.perf_counter() - t
+        elapsed[1] += time.process_time() - c
+        count[0] += len(pairs)
+        return out
+
+    res = evaluate_scores(len(fingers), fingers, compare)
+    # the same comparisons one Python call each (as a /verify request makes one), for the call overhead
+    prepared = [matcher.prepare(t) for t in ex["templates"]]
+    pairs = fvc_pairs(fingers)["impostor_all"]
+    t = time.perf_counter()
+    for a, b in pairs:
+        matcher.match_raw(*prepared[a], *prepared[b])
+    res["comparisons_per_s_python_calls"] = len(pairs) / (time.perf_counter() - t)
+    res["extraction_ms"] = {"p50": 1000 * statistics.median(ex["times"]), "mean": 1000 * statistics.mean(ex["times"])}
+    if ex.get("cpu_times"):  # CPU time of the extracting process: one core's cost, also on a shared machine
+        res["extraction_ms"]["p50_cpu"] = 1000 * statistics.median(ex["cpu_times"])
+    res["comparisons_per_s"] = count[0] / elapsed[0]
+    # per second of CPU time the matcher thread got: the rate of one core, also on a shared machine
+    res["comparisons_per_cpu_s"] = count[0] / max(elapsed[1], 1e-9)
+    res["minutiae_mean"] = float(np.mean([len(x) for x in ex["templates"]]))
+    if min(ex["qualities"], default=-1) >= 0:  # caches written without quality scores hold -1
+        res["quality_mean"] = float(np.mean(ex["qualities"]))
+    res["templates"] = ex["templates"]
+    return res
+
+
+def evaluate_rows(rows: list[tuple[Path, str]], preset: str = "classic", extractor: str = "leader",
+                  cache: Path | None = None) -> dict[str, Any]:
+    return evaluate_templates(cached_extract(rows, preset, extractor, cache))
+
+
+def nbis_rows(rows: list[tuple[Path, str]]) -> dict[str, Any] | None:
+    try:
+        import nbis
+    except ImportError:
+        return None
+    from bio_fingerprint.engine.evaluation import evaluate_scores
+
+    ext = nbis.new_nbis_extractor(nbis.NbisExtractorSettings(min_quality=0.0, get_center=False,
+                                                             check_fingerprint=False, compute_nfiq2=False, ppi=500.0))
+    mins, times = [], []
+    for path, _ in rows:
+        data = path.read_bytes()
+        t = time.perf_counter()
+        mins.append(ext.extract_minutiae(data))
+        times.append(time.perf_counter() - t)
+    count = [0]
+
+    def compare(pairs: list[tuple[int, int]]) -> np.ndarray:
+        count[0] += len(pairs)
+        return np.array([float(mins[a].compare(mins[b])) for a, b in pairs])
+
+    t = time.perf_counter()
+    res = evaluate_scores(len(mins), [f for _, f in rows], compare)
+    res["comparisons_per_s"] = count[0] / (time.perf_counter() - t)
+    res["extraction_ms"] = {"p50": 1000 * statistics.median(times)}
+    return res
+
+
+def source_rows(base: Path, source: str) -> list[tuple[Path, str]]:
+    from bio_fingerprint.engine.evaluation import read_truth
+
+    if source == "pyfnprint":
+        return read_truth(base / "pyfnprint")
+    return [(p, f) for p, f in read_truth(base / "fvc2002") if p.parent.name == source]
+
+
+def set_folder(base: Path, work: Path, s: DevSet) -> Path:
+    """The folder of a development set (a transformed set is written once)."""
+    from bio_fingerprint.engine.devsets import write_set
+
+    if s.kind is None:
+        return base / "pyfnprint" if s.source == "pyfnprint" else base / "fvc2002" / s.source
+    folder = work / s.name
+    if not (folder / "truth.csv").is_file():
+        write_set(source_rows(base, s.source), folder, s.kind, seed=s.seed)
+    return folder
+
+
+def _set_rows(base: Path, work: Path, s: DevSet) -> tuple[list[tuple[Path, str]], str]:
+    from bio_fingerprint.engine.evaluation import read_truth
+
+    folder = set_folder(base, work, s)
+    if s.kind is None and s.source != "pyfnprint":
+        # FVC2002's truth.csv covers both databases: the DB's own rows, evaluated as one set
+        return source_rows(base, s.source), f"bio-fingerprint bench --sets {s.name} (FVC2002 truth.csv, {s.source} rows)"
+    cmd = f"bio-fingerprint evaluate {folder} --json {s.name}.json"
+    if s.kind:
+        cmd = f"bio-fingerprint devset {s.source} {folder} --kind {s.kind} --seed {s.seed} && " + cmd
+    return read_truth(folder), cmd
+
+
+def _print_line(name: str, label: str, res: dict[str, Any]) -> None:
+    f, a = res["fvc"], res["all_pairs"]
+    speed = f"; {res['comparisons_per_s']:.0f} comparisons/s" if "comparisons_per_s" in res else ""
+    print(f"{name} {label}: EER {pct(f['eer'])} FMR100 {pct(f['fmr100'])} FMR1000 {pct(f['fmr1000'])} "
+          f"(all impostors: EER {pct(a['eer'])}, FMR1000 {pct(a['fmr1000'])}); extraction p50 "
+          f"{res['extraction_ms']['p50']:.0f} ms{speed}", flush=True)
+
+
+def bench(args: Any, data_dir: Path) -> None:
+    from bio_fingerprint.engine.evaluation import det_svg, rates
+    from bio_shared.inference import configure_torch
+
+    configure_torch()
+    base = data_dir / "fingerprints"
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work)
+    cache = Path(args.cache) if args.cache else None
+    wanted = set(args.sets.split(",")) if args.sets else None
+    report: dict[str, Any] = {"sets": {}, "environment": "2 shared CPU cores, other engineers' jobs running "
+                              "(timings are noisy); matcher and extraction single-threaded"}
+    all_templates: list[np.ndarray] = []
+    extractors = [e for e in args.extractors.split(",") if e]
+    for s in DEV_SETS:
+        if wanted and s.name not in wanted:
+            continue
+        if not (base / ("pyfnprint" if s.source == "pyfnprint" else "fvc2002")).is_dir():
+            print(f"skip {s.name}: data missing under {base}")
+            continue
+        rows, cmd = _set_rows(base, work, s)
+        entry: dict[str, Any] = {"tuned_on": s.tuned_on, "note": s.note, "command": cmd,
+                                 "derived_from": s.source if s.kind else None, "kind": s.kind}
+        curves = {}
+        for extractor in extractors if s.kind is None else extractors[:1]:
+            res = evaluate_rows(rows, args.enhancement, extractor, cache / f"{s.name}_{extractor}.npz" if cache else None)
+            templates = res.pop("templates")
+            if extractor == extractors[0] and s.kind is None and s.source != "pyfnprint":
+                all_templates += templates
+            scores = res.pop("scores")
+            curves[f"ours, {extractor}"] = rates(scores["genuine"], scores["impostor_all"])[1:]
+            entry[f"ours_{extractor}"] = res
+            _print_line(s.name, f"ours ({extractor} minutiae, tuned_on={s.tuned_on})", res)
+        nb = nbis_rows(rows) if not args.no_nbis and s.kind is None else None
+        if nb is not None:
+            nbs = nb.pop("scores")
+            curves["NBIS mindtct+bozorth3"] = rates(nbs["genuine"], nbs["impostor_all"])[1:]
+            _print_line(s.name, "NBIS", nb)
+        entry["nbis"] = nb
+        svg = out.with_name(f"{out.name}_det_{s.name}.svg")
+        svg.write_text(det_svg(curves, f"DET {s.name} (all cross-finger impostors)"))
+        entry["det_plot"] = svg.name
+        report["sets"][s.name] = entry
+    if all_templates:
+        report["identification"] = identification_speed(all_templates, args.gallery)
+    write_report(out, report)
+
+
+def identification_speed(templates: list[np.ndarray], size: int) -> dict[str, Any]:
+    """1:N over a synthetic gallery made from real templates (rotated, moved, jittered, thinned)."""
+    from bio_fingerprint.engine import matcher
+
+    rng = np.random.default_rng(0)
+    synth = []
+    for k in range(size):
+        m = templates[k % len(templates)].copy()
+        m = m[rng.random(len(m)) > 0.15]
+        a = rng.uniform(-np.pi, np.pi)
+        c, s = np.cos(a), np.sin(a)
+        xy = m[:, :2] - m[:, :2].mean(0)
+        m[:, 0] = c * xy[:, 0] - s * xy[:, 1] + 250 + rng.normal(0, 2, len(m))
+        m[:, 1] = s * xy[:, 0] + c * xy[:, 1] + 250 + rng.normal(0, 2, len(m))
+        m[:, 2] = (m[:, 2] + a) % (2 * np.pi)
+        synth.append(m)
+    t = time.perf_counter()
+    gallery = matcher.Gallery(list(range(len(synth))), synth)
+    build_s = time.perf_counter() - t
+    times = []
+    for probe in templates[:5]:
+        t = time.perf_counter()
+        gallery.scores(probe)
+        times.append(time.perf_counter() - t)
+    med = statistics.median(times)
+    print(f"1:N over {len(synth)} templates: {med:.2f} s per search ({len(synth) / med:.0f} comparisons/s)")
+    return {"gallery": len(synth), "search_s_median": med, "gallery_build_s": build_s,
+            "comparisons_per_s": len(synth) / med}
+
+
+def evaluate(args: Any) -> None:
+    from bio_fingerprint.engine.evaluation import det_svg, rates, read_truth
+
+    res = evaluate_rows(read_truth(Path(args.directory)), args.enhancement, args.extractor)
+    scores = res.pop("scores")
+    res.pop("templates")
+    print(json.dumps(clean(res), indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(clean(res), indent=2))
+    if args.det:
+        Path(args.det).write_text(det_svg({"all impostors": rates(scores["genuine"], scores["impostor_all"])[1:]},
+                                          f"DET {args.directory}"))
+
+
+def devset(args: Any, data_dir: Path) -> None:
+    """A transformed development set from DB1_B, DB2_B, pyfnprint or any folder with truth.csv."""
+    from bio_fingerprint.engine.devsets import write_set
+    from bio_fingerprint.engine.evaluation import read_truth
+
+    base = data_dir / "fingerprints"
+    rows = source_rows(base, args.source) if args.source in ("DB1_B", "DB2_B", "pyfnprint") \
+        else read_truth(Path(args.source))
+    write_set(rows, Path(args.out), args.kind, args.seed)
+    print(f"wrote {len(rows)} {args.kind} prints and truth.csv to {args.out}")
