@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from bio_gateway.api import admin, auth, keys
+from bio_gateway.console import install_console
 from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
 from bio_gateway.openapi import SchemaSource, install_openapi, remote_schema
@@ -84,6 +85,7 @@ def create_app(
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     install_docs(app)
+    install_console(app)  # the operator console at /console, a client of the public API
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.limiter = limiter
