@@ -271,7 +271,7 @@ def test_fingerprints_enroll_identify_and_minutiae(console, data_dir):
     for subject, finger in (("alice", "101"), ("bob", "102")):
         console.go("/console/fingerprints")
         page.get_by_label("Subject").fill(subject)
-        page.get_by_label("Finger").select_option(label="right index")
+        page.get_by_label("Finger", exact=True).select_option(label="right index")
         page.get_by_label("Impressions (a few prints of the same finger)").set_input_files(
             [str(db1 / f"{finger}_{i}.tif") for i in (1, 2)])
         page.get_by_role("button", name="Enroll").click()
@@ -334,7 +334,7 @@ def test_api_keys_and_admin_accounts(console, platform):
     console.shot("keys")
     # the key is a real API key of the platform
     assert httpx.get(f"{platform}/api/v1/auth/me", headers={"X-API-Key": key}).status_code == 200
-    page.reload()  # shown once only
+    console.go("/console/keys")  # shown once only
     assert key not in page.content()
     page.get_by_role("button", name="Revoke").click()
     assert "Key revoked" in console.flash()
