@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -236,6 +235,11 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
     page.get_by_role("button", name="Identify").click()
     assert page.get_by_test_id("face-match").all_inner_texts() == ["Alex Lacamoire"]
 
+    _edit_person_and_settings(console, event_url)
+
+
+def _edit_person_and_settings(console: Console, event_url: str) -> None:
+    page = console.page
     # rename and delete a photo of a person
     page.goto(event_url)
     page.get_by_role("link", name="Joe Biden").click()
@@ -270,7 +274,7 @@ def test_fingerprints_enroll_identify_and_minutiae(console, data_dir):
     page = console.page
     for subject, finger in (("alice", "101"), ("bob", "102")):
         console.go("/console/fingerprints")
-        page.get_by_label("Subject").fill(subject)
+        page.get_by_label("Subject", exact=True).fill(subject)
         page.get_by_label("Finger", exact=True).select_option(label="right index")
         page.get_by_label("Impressions (a few prints of the same finger)").set_input_files(
             [str(db1 / f"{finger}_{i}.tif") for i in (1, 2)])
@@ -289,6 +293,19 @@ def test_fingerprints_enroll_identify_and_minutiae(console, data_dir):
     marks = page.locator("svg.print .minutia").count()
     assert marks > 10
     console.shot("fingerprint-identify", phone=True)
+
+    # a batch of prints as a job: the job page follows its progress live and then shows each print
+    console.go("/console/fingerprints")
+    page.get_by_label("Prints (processed as a background job)").set_input_files(
+        [str(db1 / f"103_{i}.tif") for i in (1, 2, 3, 4)])
+    page.get_by_role("button", name="Start job").click()
+    page.wait_for_url(re.compile(r"/console/jobs/fingerprint/[^/]+$"))
+    first_status = page.get_by_test_id("job-status").inner_text()
+    items = page.get_by_test_id("job-items")
+    items.wait_for(timeout=90_000)  # polled by htmx, the page reloads itself once the job is done
+    assert first_status in ("pending", "running"), first_status
+    assert items.locator("tbody tr").count() == 4
+    console.shot("job")
 
     console.go("/console/fingerprints")
     page.locator("table a[href*='/console/fingerprints/outputs/']").first.click()

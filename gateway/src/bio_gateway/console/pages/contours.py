@@ -50,7 +50,7 @@ async def submit(request: Request, api: ApiDep) -> Response:
 @router.get("/{job_id}")
 async def contour_job(request: Request, api: ApiDep, job_id: str) -> Response:
     job = await get_job(api, "contour_mask", job_id)
-    regions = sorted(((job.get("result") or {}).get("regions") or {}).keys()) \
-        if isinstance((job.get("result") or {}).get("regions"), dict) else []
+    found = (job.get("result") or {}).get("regions")
+    regions = [r for r in found if isinstance(r, dict) and r.get("name")] if isinstance(found, list) else []
     media = f"{PREFIX}/media{CONTOURS}/jobs/{job_id}"
     return await page(request, api, "contour_job.html", job=job, media=media, regions=regions)

@@ -76,6 +76,24 @@ async def identify(request: Request, api: ApiDep) -> Response:
                       quality=extracted.get("quality"), fingers=FINGERS, filename=files[0][1][0])
 
 
+@router.post("/batch")
+async def batch(request: Request, api: ApiDep) -> Response:
+    """Many prints as one background job (optionally enrolled under a subject); the job page shows
+    its progress live."""
+    form = await request.form()
+    files = await forms.uploads(form, "files")
+    if not files:
+        return await _overview(request, api, status=422, batch_error="Choose the prints to process.")
+    data = {"finger": forms.text(form, "finger") or "0"}
+    if forms.text(form, "subject"):
+        data["subject"] = forms.text(form, "subject")
+    try:
+        job = await api.post(f"{FP}/jobs/process", data=data, files=files)
+    except ApiError as exc:
+        return await _overview(request, api, status=exc.status, batch_error=exc.message)
+    return redirect(f"{PREFIX}/jobs/fingerprint/{job['id']}")
+
+
 @router.get("/outputs/{output_id}")
 async def output(request: Request, api: ApiDep, output_id: str) -> Response:
     view = await _probe_view(api, output_id)
