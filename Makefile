@@ -9,11 +9,12 @@ HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export BIOMETRICS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: help install run migrate create-admin test test-tools up down status bench clean
+.PHONY: help install run migrate create-admin test test-tools lint up down status bench clean
 
 help:
 	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
 	@echo "make test          install test dependencies and run the whole suite"
+	@echo "make lint          ruff, mypy (strict on bio_shared and every engine/) and the import contracts"
 	@echo "make up / down     distributed mode on loopback: gateway, 4 services, 4 Celery workers (PostgreSQL + Redis)"
 	@echo "make create-admin  EMAIL=... [PASSWORD=...]: create or promote an admin account"
 	@echo "make bench         benchmarks; reports under reports/"
@@ -26,8 +27,8 @@ $(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(adds
 	$(PIP) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	@touch $@
 
-$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt
-	$(PIP) -c constraints.txt -r requirements-test.txt
+$(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt shared/testing/pyproject.toml
+	$(PIP) -c constraints.txt -r requirements-test.txt -e shared/testing
 	@touch $@
 
 # Command-line tools the deployment tests run for real: docker-compose (config validation), promtool
@@ -44,6 +45,17 @@ test-tools:
 	fi
 
 install: $(VENV)/.installed
+
+$(VENV)/.lint-installed: $(VENV)/.test-installed requirements-lint.txt
+	$(PIP) -c constraints.txt -r requirements-lint.txt
+	@touch $@
+
+# Ruff's rules, mypy's strictness per package and the layering contracts are in pyproject.toml.
+lint: $(VENV)/.lint-installed
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/mypy --explicit-package-bases conftest.py tests deploy
+	$(BIN)/lint-imports
 
 migrate: install
 	$(BIN)/bio-platform migrate
@@ -78,4 +90,4 @@ bench: $(VENV)/.test-installed test-tools
 	done
 
 clean:
-	rm -rf $(VENV) var reports .pytest_cache
+	rm -rf $(VENV) var reports .pytest_cache .mypy_cache

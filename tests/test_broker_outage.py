@@ -15,6 +15,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -23,7 +24,7 @@ from fastapi.testclient import TestClient
 from bio_fingerprint.app import PREFIX, create_app
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.db import migrate
-from bio_shared.testing import identity_headers
+from bio_testing.shared import identity_headers
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,8 @@ SECRET = "broker-outage-internal-secret-" + "x" * 32
 
 class RedisServer:
     def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir, self.proc = port, workdir, None
+        self.port, self.workdir = port, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -71,7 +73,7 @@ def test_job_submitted_while_redis_is_down_runs_when_it_returns(launch, pg_url, 
     var_dir = tmp_path / "var"
     redis_url = f"redis://127.0.0.1:{private_redis.port}/0"
     migrate("bio_fingerprint", pg_url)
-    timing = {"job_dispatch_retry_s": 1, "job_reap_interval_s": 1}
+    timing: dict[str, Any] = {"job_dispatch_retry_s": 1, "job_reap_interval_s": 1}
     settings = FingerprintSettings(env="test", var_dir=var_dir, database_url=pg_url, redis_url=redis_url,
                                    internal_secret=SECRET, **timing)
     auth = identity_headers(SECRET, "acct-outage")

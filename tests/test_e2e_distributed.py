@@ -48,13 +48,16 @@ def stack(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> It
 
 def job_counts(pg_url: str) -> dict[str, int]:
     with psycopg.connect(pg_url) as conn:
-        return {name: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for name, table in TABLES.items()}
+        rows = {name: conn.execute(f"SELECT count(*) FROM {table}").fetchone() for name, table in TABLES.items()}
+    return {name: row[0] if row else 0 for name, row in rows.items()}
 
 
 def job_row(pg_url: str, service: str, job_id: str) -> dict[str, Any]:
     with psycopg.connect(pg_url) as conn:
-        owner, rid, status, attempts = conn.execute(
+        row = conn.execute(
             f"SELECT owner_id, request_id, status, attempts FROM {TABLES[service]} WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None, f"no {service} job {job_id}"
+    owner, rid, status, attempts = row
     return {"owner_id": owner, "request_id": rid, "status": status, "attempts": attempts}
 
 

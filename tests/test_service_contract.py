@@ -21,6 +21,7 @@ from datetime import timedelta
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import httpx
 import pytest
@@ -37,7 +38,7 @@ from bio_shared.db import alembic_config, downgrade, get_engine, migrate, sessio
 from bio_shared.identity import IDENTITY_HEADER
 from bio_shared.services import ENTRY_POINT_GROUP, ServiceSpec, discover_services
 from bio_shared.settings import CommonSettings
-from bio_shared.testing import (
+from bio_testing.shared import (
     ServiceClient,
     ServiceStarter,
     check_downscaled_photo,
@@ -173,7 +174,7 @@ def test_status_and_output_of_an_unknown_job(svc):
 
 def _as_left_by_a_dead_worker(svc: ServiceClient, job_id: str, status: str) -> None:
     """The row as a worker leaves it when it dies after its last write: no result, not final."""
-    m = svc.rt.jobs.model
+    m: Any = svc.rt.jobs.model
     lease = utcnow() - timedelta(seconds=1) if status == "running" else None
     with session_scope(svc.rt.sessions) as s:
         s.execute(update(m).where(m.id == job_id).values(status=status, result=None, finished_at=None, progress=0.3,

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 from bio_gateway.app import create_app
 from bio_gateway.security.passwords import set_rounds_for_tests
 from bio_gateway.settings import GatewaySettings
-from bio_gateway.testing import PASSWORD  # noqa: F401
 from bio_shared.db import migrate
 from bio_shared.services import discover_services
+from bio_testing.gateway import PASSWORD  # noqa: F401
 
 set_rounds_for_tests(4)  # bcrypt cost 4 keeps the suite fast; production uses 12
 

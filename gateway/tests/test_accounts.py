@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bio_gateway.testing import PASSWORD, bearer, login, make_admin, register, user
+from bio_testing.gateway import PASSWORD, bearer, login, make_admin, register, user
 
 
 def test_register_login_me(gw):

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from bio_gateway.routes import ROUTES
-from bio_gateway.testing import user
 from bio_shared.services import discover_services
+from bio_testing.gateway import user
 
 
 def _free_port() -> int:

@@ -12,7 +12,7 @@ from jose import jwt
 from PIL import Image
 
 from bio_gateway.security.tokens import AUDIENCE, create_access_token
-from bio_gateway.testing import PASSWORD, bearer, login, register, user
+from bio_testing.gateway import PASSWORD, bearer, login, register, user
 
 SERVICE_CALL = "/api/v1/fingerprint/jobs"
 

@@ -22,8 +22,8 @@ from bio_shared.errors import (
     Unprocessable,
     UnsupportedMedia,
     error_body,
-    install_error_handlers,
 )
+from bio_shared.web.errors import install_error_handlers
 
 SECRET_TEXT = "password=hunter2 at /srv/secret/path"
 

@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from jose import jwt
 
-from bio_shared.errors import Forbidden, Unauthorized, install_error_handlers
+from bio_shared.errors import Forbidden, Unauthorized
 from bio_shared.identity import (
     IDENTITY_HEADER,
     Identity,
@@ -22,7 +22,8 @@ from bio_shared.identity import (
     sign_identity,
     verify_identity,
 )
-from bio_shared.testing import identity_headers
+from bio_shared.web.errors import install_error_handlers
+from bio_testing.shared import identity_headers
 
 
 def b64url(data: bytes) -> str:

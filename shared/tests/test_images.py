@@ -25,7 +25,7 @@ from bio_shared.images import (
     resize_max_side,
     to_uint8,
 )
-from bio_shared.testing import check_rgb_downscale, check_rgb_guards, check_rgb_kept, decode_file
+from bio_testing.shared import check_rgb_downscale, check_rgb_guards, check_rgb_kept, decode_file
 
 RNG = np.random.default_rng(20240601)
 

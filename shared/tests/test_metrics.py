@@ -11,16 +11,15 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-from bio_shared.errors import install_error_handlers
 from bio_shared.metrics import (
     GALLERY_SIZE,
     HTTP_LATENCY,
     HTTP_REQUESTS,
     INFERENCE,
     JOBS,
-    MetricsMiddleware,
-    metrics_response,
 )
+from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.metrics import MetricsMiddleware, metrics_response
 
 
 def requests_count(service: str, method: str, route: str, status: str) -> float | None:

@@ -31,8 +31,8 @@ from bio_shared.jobs import CeleryDispatcher, JobMixin, ThreadDispatcher
 from bio_shared.runtime import ServiceRuntime, build_runtime
 from bio_shared.services import ServiceSpec, discover_services
 from bio_shared.settings import CommonSettings
-from bio_shared.testing import identity_headers
 from bio_shared.uploads import normalize_router, register_normalize_job
+from bio_testing.shared import identity_headers
 
 pytestmark = pytest.mark.filterwarnings("ignore::celery.exceptions.DuplicateTaskNameWarning")
 
@@ -240,8 +240,8 @@ def test_normalize_round_trip(client: TestClient, rt: ServiceRuntime, alice: dic
         f"acct-alice/{NAME}-normalized/{body['id']}.png"]
     with rt.sessions() as s:
         assert s.get(Job, body["id"]).request_id == "up-1"
-    listed = client.get(f"{PREFIX}/jobs", headers=alice).json()["items"]
-    assert [j["id"] for j in listed] == [body["id"]]
+    page = client.get(f"{PREFIX}/jobs", headers=alice).json()
+    assert [j["id"] for j in page["items"]] == [body["id"]] and page["total"] == 1
 
 
 def test_other_account_sees_nothing(client: TestClient, alice: dict[str, str], bob: dict[str, str]) -> None:
@@ -252,7 +252,7 @@ def test_other_account_sees_nothing(client: TestClient, alice: dict[str, str], b
     r = client.get(url, headers=bob)
     assert r.status_code == 404 and r.json()["error"]["code"] == "job_not_found"
     assert client.get(f"{url}/output", headers=bob).status_code == 404
-    assert client.get(f"{PREFIX}/jobs", headers=bob).json() == {"items": []}
+    assert client.get(f"{PREFIX}/jobs", headers=bob).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
 
 
 @pytest.mark.parametrize("payload,status,code", [
@@ -407,7 +407,7 @@ def test_normalize_of_undecodable_stored_input_fails_and_cleans(rt: ServiceRunti
 
 
 def test_list_pagination_validation(client: TestClient, alice: dict[str, str]) -> None:
-    for params in ({"limit": 0}, {"limit": 201}, {"offset": -1}, {"limit": "x"}):
+    for params in ({"limit": 0}, {"limit": 501}, {"offset": -1}, {"limit": "x"}, {"offset": 2**63}):
         r = client.get(f"{PREFIX}/jobs", headers=alice, params=params)
         assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
 
@@ -434,7 +434,7 @@ def test_jobs_router_standalone(rt: ServiceRuntime, alice: dict[str, str]) -> No
     app = FastAPI()
     app.include_router(jobs_router(rt))
     c = TestClient(app)
-    assert c.get(f"{PREFIX}/jobs", headers=alice).json() == {"items": []}
+    assert c.get(f"{PREFIX}/jobs", headers=alice).json() == {"items": [], "total": 0, "limit": 50, "offset": 0}
 
 
 # -- services and cli --------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""bio_shared.testing: the helpers other test folders rely on must produce what they claim.
+"""bio_testing.shared: the helpers other test folders rely on must produce what they claim.
 
 Some helpers are newer than others; a helper that is absent is skipped, not failed.
 """
@@ -10,7 +10,7 @@ import io
 import pytest
 from PIL import Image
 
-import bio_shared.testing as testing
+import bio_testing.shared as testing
 from bio_shared.errors import PayloadTooLarge, Unprocessable
 from bio_shared.identity import IDENTITY_HEADER, Identity, verify_identity
 from bio_shared.images import decode_image
@@ -19,7 +19,7 @@ from bio_shared.images import decode_image
 def helper(name: str):
     fn = getattr(testing, name, None)
     if fn is None:
-        pytest.skip(f"bio_shared.testing.{name} is not there (yet)")
+        pytest.skip(f"bio_testing.shared.{name} is not there (yet)")
     return fn
 
 

@@ -46,6 +46,7 @@ PASSWORD = "bench-password-" + uuid.uuid4().hex[:8]
 
 def load_launch():
     spec = importlib.util.spec_from_file_location("bio_local_launch", ROOT / "deploy" / "local" / "launch.py")
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules["bio_local_launch"] = module
     spec.loader.exec_module(module)
@@ -70,7 +71,7 @@ def machine_info() -> dict[str, Any]:
     except OSError:
         pass
     try:
-        nproc = len(os.sched_getaffinity(0))
+        nproc: int | None = len(os.sched_getaffinity(0))
     except AttributeError:
         nproc = os.cpu_count()
     return {"nproc": nproc, "cpu_count": os.cpu_count(), "cpu_model": cpu_model or platform.processor() or "unknown",
@@ -338,8 +339,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--out", default="reports/gateway_overhead",
                         help="path prefix of the report (.md and .json are added)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds of measurement per target")
@@ -354,87 +355,81 @@ def main(argv: list[str] | None = None) -> int:
                                                                  "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--redis-url", default=os.environ.get("BIO_BENCH_REDIS_URL", "redis://127.0.0.1:6379"),
                         help="Redis server; an empty database index on it is used and flushed afterwards")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
 
-    launch = load_launch()
+
+def pick_generator(args: argparse.Namespace) -> tuple[str, Any] | None:
+    """(generator, wrk binary or None); None when wrk was demanded but is missing."""
+    if args.generator not in ("auto", "wrk"):
+        return args.generator, None
+    wrk = ensure_wrk(allow_install=not args.no_install)
+    if wrk is None and args.generator == "wrk":
+        return None
+    return ("wrk" if wrk else "python"), wrk
+
+
+def run_targets(args: argparse.Namespace, launch: Any, generator: str, wrk: Any, workdir: Path,
+                database_url: str, redis_url: str) -> dict[str, dict[str, Any]]:
+    """Start the gateway and the fingerprint API, then measure both targets in both phases."""
     from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 
-    wrk = None
-    generator = args.generator
-    if generator in ("auto", "wrk"):
-        wrk = ensure_wrk(allow_install=not args.no_install)
-        if wrk is None and generator == "wrk":
-            print("error: --generator wrk but wrk is not available", file=sys.stderr)
-            return 1
-        generator = "wrk" if wrk else "python"
-
-    out = Path(args.out)
-    if not out.is_absolute():
-        out = ROOT / out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="bio-bench-"))
     var_dir = workdir / "var"
-    database_url = redis_url = None
-    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    try:
-        launch.check_postgres(args.pg_admin_url, create=False)
-        launch.check_redis(f"{args.redis_url.rstrip('/')}/0")
-        database_url = create_database(args.pg_admin_url)
-        redis_url = empty_redis_db(args.redis_url)
-        base = launch.free_port_base(3)
-        print(f"starting gateway + fingerprint API on ports {base}, {base + 1} "
-              f"(database {database_url.rsplit('/', 1)[1]}, redis {redis_url}) ...", flush=True)
-        info = launch.up({"BIO_DATABASE_URL": database_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development",
-                          "BIO_GATEWAY_RATE_LIMIT_API": "1000000/minute"},
-                         var_dir=var_dir, port_base=base, metrics_port_base=0, services=["fingerprint"],
-                         workers=False, quiet=True)
-        creds = prepare_account(info["gateway_url"])
-        ttl = int(args.warmup + args.duration) + 600
-        identity = sign_identity(Identity(creds["account_id"], "user"), info["internal_secret"], ttl_s=ttl)
-        direct_url = f"{info['services']['fingerprint']}{PATH}"
-        gateway_url = f"{info['gateway_url']}{PATH}"
-        direct_headers = {IDENTITY_HEADER: identity}
-        gateway_headers = ({"X-API-Key": creds["api_key"]} if args.auth == "api-key"
-                           else {"Authorization": f"Bearer {creds['access_token']}"})
-        check_ok(direct_url, direct_headers)
-        check_ok(gateway_url, gateway_headers)
+    base = launch.free_port_base(3)
+    print(f"starting gateway + fingerprint API on ports {base}, {base + 1} "
+          f"(database {database_url.rsplit('/', 1)[1]}, redis {redis_url}) ...", flush=True)
+    info = launch.up({"BIO_DATABASE_URL": database_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development",
+                      "BIO_GATEWAY_RATE_LIMIT_API": "1000000/minute"},
+                     var_dir=var_dir, port_base=base, metrics_port_base=0, services=["fingerprint"],
+                     workers=False, quiet=True)
+    creds = prepare_account(info["gateway_url"])
+    ttl = int(args.warmup + args.duration) + 600
+    identity = sign_identity(Identity(creds["account_id"], "user"), info["internal_secret"], ttl_s=ttl)
+    direct_url = f"{info['services']['fingerprint']}{PATH}"
+    gateway_url = f"{info['gateway_url']}{PATH}"
+    direct_headers = {IDENTITY_HEADER: identity}
+    gateway_headers = ({"X-API-Key": creds["api_key"]} if args.auth == "api-key"
+                       else {"Authorization": f"Bearer {creds['access_token']}"})
+    check_ok(direct_url, direct_headers)
+    check_ok(gateway_url, gateway_headers)
 
-        print(f"load generator: {generator}; {args.warmup:g} s warm-up + {args.duration:g} s per run", flush=True)
-        pids = {"gateway": info["processes"]["gateway"]["pid"], "service": info["processes"]["fingerprint"]["pid"]}
-        runs: dict[str, dict[str, Any]] = {}
-        for phase, connections in (("latency", args.latency_connections), ("throughput", args.connections)):
-            runs[phase] = {"connections": connections}
-            for target, url, headers in (("direct", direct_url, direct_headers),
-                                         ("gateway", gateway_url, gateway_headers)):
-                r = measure(generator, wrk, url, headers, connections, args, workdir, pids)
-                runs[phase][target] = r
-                print(f"  {phase:<10} {target:<7} c={connections:<3} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
-                      f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}  CPU ms/request: gateway "
-                      f"{r['gateway_cpu_ms_per_request']}, service {r['service_cpu_ms_per_request']}", flush=True)
-    except Exception as exc:
-        print(f"error: benchmark could not run: {exc}", file=sys.stderr)
-        for log in sorted((var_dir / "log").glob("*.log")) if (var_dir / "log").is_dir() else []:
-            print(f"--- {log.name}:\n{launch.tail(log, 15)}", file=sys.stderr)
-        return 1
-    finally:
-        launch.down(var_dir, quiet=True)
-        if database_url:
-            try:
-                drop_database(args.pg_admin_url, database_url)
-            except Exception as exc:
-                print(f"warning: could not drop {database_url}: {exc}", file=sys.stderr)
-        if redis_url:
-            try:
-                flush_redis(redis_url)
-            except Exception as exc:
-                print(f"warning: could not flush {redis_url}: {exc}", file=sys.stderr)
-        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"load generator: {generator}; {args.warmup:g} s warm-up + {args.duration:g} s per run", flush=True)
+    pids = {"gateway": info["processes"]["gateway"]["pid"], "service": info["processes"]["fingerprint"]["pid"]}
+    runs: dict[str, dict[str, Any]] = {}
+    for phase, connections in (("latency", args.latency_connections), ("throughput", args.connections)):
+        runs[phase] = {"connections": connections}
+        for target, url, headers in (("direct", direct_url, direct_headers),
+                                     ("gateway", gateway_url, gateway_headers)):
+            r = measure(generator, wrk, url, headers, connections, args, workdir, pids)
+            runs[phase][target] = r
+            print(f"  {phase:<10} {target:<7} c={connections:<3} {r['rps']:7.0f} req/s  p50 {r['p50_ms']:7.2f} ms  "
+                  f"p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}  CPU ms/request: gateway "
+                  f"{r['gateway_cpu_ms_per_request']}, service {r['service_cpu_ms_per_request']}", flush=True)
+    return runs
 
+
+def clean_up(args: argparse.Namespace, launch: Any, workdir: Path, database_url: str | None,
+             redis_url: str | None) -> None:
+    launch.down(workdir / "var", quiet=True)
+    if database_url:
+        try:
+            drop_database(args.pg_admin_url, database_url)
+        except Exception as exc:
+            print(f"warning: could not drop {database_url}: {exc}", file=sys.stderr)
+    if redis_url:
+        try:
+            flush_redis(redis_url)
+        except Exception as exc:
+            print(f"warning: could not flush {redis_url}: {exc}", file=sys.stderr)
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def build_report(args: argparse.Namespace, generator: str, started_at: str,
+                 runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     lat, thr = runs["latency"], runs["throughput"]
     direct, gateway = thr["direct"], thr["gateway"]
     ratio = gateway["rps"] / direct["rps"] if direct["rps"] else 0.0
     added_p50 = lat["gateway"]["p50_ms"] - lat["direct"]["p50_ms"]
-    report = {
+    return {
         "benchmark": "gateway_overhead",
         "started_at": started_at,
         "config": {"path": PATH, "auth": args.auth, "generator": generator, "connections": args.connections,
@@ -460,6 +455,40 @@ def main(argv: list[str] | None = None) -> int:
         "targets": {"added_p50_ms_below": TARGET_ADDED_P50_MS, "throughput_ratio_at_least": TARGET_THROUGHPUT_RATIO},
         "machine": machine_info(),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    launch = load_launch()
+    picked = pick_generator(args)
+    if picked is None:
+        print("error: --generator wrk but wrk is not available", file=sys.stderr)
+        return 1
+    generator, wrk = picked
+
+    out = Path(args.out)
+    if not out.is_absolute():
+        out = ROOT / out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bio-bench-"))
+    var_dir = workdir / "var"
+    database_url = redis_url = None
+    started_at = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    try:
+        launch.check_postgres(args.pg_admin_url, create=False)
+        launch.check_redis(f"{args.redis_url.rstrip('/')}/0")
+        database_url = create_database(args.pg_admin_url)
+        redis_url = empty_redis_db(args.redis_url)
+        runs = run_targets(args, launch, generator, wrk, workdir, database_url, redis_url)
+    except Exception as exc:
+        print(f"error: benchmark could not run: {exc}", file=sys.stderr)
+        for log in sorted((var_dir / "log").glob("*.log")) if (var_dir / "log").is_dir() else []:
+            print(f"--- {log.name}:\n{launch.tail(log, 15)}", file=sys.stderr)
+        return 1
+    finally:
+        clean_up(args, launch, workdir, database_url, redis_url)
+
+    report = build_report(args, generator, started_at, runs)
     markdown = render_markdown(report)
     md_path, json_path = Path(f"{out}.md"), Path(f"{out}.json")
     json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -8,6 +8,7 @@ signing and proxy code.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,7 +17,12 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from bio_gateway import subjects as subjects_api
 from bio_gateway.api import admin, auth, keys
+from bio_gateway.audit import api as audit_api
+from bio_gateway.audit.middleware import AuditMiddleware
+from bio_gateway.audit.retention import start_retention
+from bio_gateway.audit.store import AuditLog
 from bio_gateway.console import install_console
 from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
@@ -26,12 +32,16 @@ from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.routes import ROUTES
 from bio_gateway.service import Accounts
 from bio_gateway.settings import GatewaySettings
+from bio_gateway.webhooks import api as webhooks_api
+from bio_gateway.webhooks.observer import WebhookObserver
+from bio_gateway.webhooks.poller import JobEventPoller
+from bio_gateway.webhooks.setup import build_hub
 from bio_shared.app import add_probes
 from bio_shared.db import session_factory
-from bio_shared.errors import install_error_handlers
 from bio_shared.logging import RequestIdMiddleware, configure_logging
-from bio_shared.metrics import MetricsMiddleware
 from bio_shared.services import ServiceSpec, discover_services
+from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.metrics import MetricsMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,8 @@ def create_app(
     settings = settings or GatewaySettings()
     configure_logging("gateway", settings.log_level, settings.log_json)
     accounts = Accounts(session_factory(settings.database_url), settings)
+    audit = AuditLog(session_factory(settings.database_url), settings.audit_secret.encode())
+    webhooks = build_hub(settings)
     limiter = RateLimiter(settings.rate_limit_uri)
     upstreams: list[Upstream] = []
     schemas: dict[str, SchemaSource] = {}
@@ -80,6 +92,9 @@ def create_app(
             if settings.admin_email and settings.admin_password:
                 account, created = accounts.ensure_admin(settings.admin_email, settings.admin_password)
                 log.info("admin account %s %s", account.email, "created" if created else "ensured")
+            stack.callback(start_retention(audit, settings))
+            poller = asyncio.create_task(JobEventPoller(webhooks, upstreams, settings).run())
+            stack.callback(poller.cancel)
             yield
 
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
@@ -89,14 +104,18 @@ def create_app(
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.limiter = limiter
+    app.state.audit = audit
+    app.state.webhooks = webhooks
     app.state.upstreams = {u.name: u for u in upstreams}
     install_error_handlers(app)
     add_probes(app, settings, "gateway")
-    for router in (auth.router, keys.router, admin.router):
+    for router in (auth.router, keys.router, admin.router, audit_api.router, webhooks_api.router,
+                   subjects_api.router):
         app.include_router(router)
     for upstream in upstreams:
         app.mount(upstream.prefix, ServiceProxy(upstream, accounts, limiter, settings), name=upstream.name)
     install_openapi(app, schemas)
+    app.add_middleware(AuditMiddleware, audit=audit, observers=[WebhookObserver(webhooks)])
     app.add_middleware(MetricsMiddleware, service="gateway")
     if settings.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_credentials=True,

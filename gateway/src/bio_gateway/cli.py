@@ -7,6 +7,8 @@ import getpass
 import os
 import sys
 
+from bio_gateway import keys_cli
+from bio_gateway.audit import cli as audit_cli
 from bio_gateway.settings import GatewaySettings
 from bio_shared.db import migrate
 from bio_shared.services import service_packages
@@ -59,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
     a = sub.add_parser("create-admin", help="create an admin account, or promote an existing one")
     a.add_argument("--email", required=True)
     a.add_argument("--password", help="default: $BIO_ADMIN_PASSWORD, else asked for on the terminal")
+    audit_cli.add_parser(sub)
+    keys_cli.add_parser(sub)
+    w = sub.add_parser("worker", help="run the Celery worker that delivers webhooks (distributed mode)")
+    w.add_argument("--concurrency", type=int, default=2)
     args = parser.parse_args(argv)
 
     settings = GatewaySettings()
@@ -73,6 +79,15 @@ def main(argv: list[str] | None = None) -> None:
         _serve(settings, args.host, args.port)
     elif args.command == "serve":
         _serve(settings, args.host, args.port)
+    elif args.command == "audit":
+        migrate("bio_gateway", settings.database_url)
+        audit_cli.run(args, settings)
+    elif args.command == "worker":
+        os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "bio_gateway.webhooks.tasks", "worker",
+                                   "-Q", "webhooks", "--concurrency", str(args.concurrency), "--hostname",
+                                   "webhooks@%h", "--without-gossip", "--without-mingle"])
+    elif args.command == "rotate-keys":
+        keys_cli.run(args, settings)
     elif args.command == "create-admin":
         migrate("bio_gateway", settings.database_url)
         _create_admin(settings, args.email, args.password)

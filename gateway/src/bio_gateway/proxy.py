@@ -18,6 +18,7 @@ import aiohttp
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bio_gateway.audit.middleware import note_principal
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
@@ -241,6 +242,7 @@ class ServiceProxy:
         headers = dict(scope.get("headers", ()))
         try:
             principal = await self.authenticate(headers)
+            note_principal(scope, principal, headers)
             await self.limiter.hit("api", principal.account_id, self.settings.rate_limit_api)
             length = headers.get(b"content-length")
             if length is not None and length.isdigit() and int(length) > self.limit:

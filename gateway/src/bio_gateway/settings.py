@@ -34,6 +34,14 @@ class GatewaySettings(CommonSettings):
     admin_password: str = ""
     password_min_length: int = 8
     password_max_bytes: int = 1024
+    audit_secret: str = ""  # HMAC key of the audit chain; kept outside the database it protects
+    audit_retention_days: float = 0  # 0 keeps every entry; else a scheduled purge keeps the chain verifiable
+    audit_purge_interval_s: float = 3600
+    webhook_timeout_s: float = 5.0
+    webhook_max_attempts: int = 6  # back-off 2, 4, 8, 16, 32 s between them
+    webhook_disable_after: int = 5  # failed deliveries in a row before an endpoint is disabled
+    webhook_poll_interval_s: float = 2.0  # how soon a finished job's event leaves
+    webhook_allow_private: bool | None = None  # private/loopback URLs; default: allowed outside production
 
     @model_validator(mode="after")
     def _secrets(self) -> GatewaySettings:
@@ -41,6 +49,10 @@ class GatewaySettings(CommonSettings):
             if self.env not in DEV_ENVS:
                 raise ValueError("BIO_GATEWAY_JWT_SECRET must be set outside development")
             self.jwt_secret = dev_secret(self.var_dir, "jwt")
+        if not self.audit_secret:
+            if self.env not in DEV_ENVS:
+                raise ValueError("BIO_GATEWAY_AUDIT_SECRET must be set outside development")
+            self.audit_secret = dev_secret(self.var_dir, "audit")
         if self.env not in DEV_ENVS and len(self.jwt_secret) < 32:
             raise ValueError("BIO_GATEWAY_JWT_SECRET must be at least 32 characters")
         return self

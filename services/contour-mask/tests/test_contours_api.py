@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from bio_contour_mask.engine import labels as L
 from bio_contour_mask.engine import render
-from bio_contour_mask.testing import iou, jpeg, load_labels, load_rgb, mediapipe_from_ibug, png, read_pts
+from bio_testing.contour_mask import iou, jpeg, load_labels, load_rgb, mediapipe_from_ibug, png, read_pts
 
 
 @pytest.fixture

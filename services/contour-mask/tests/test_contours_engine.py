@@ -16,7 +16,7 @@ from bio_contour_mask.engine.contours import mask_rings, rasterise_region
 from bio_contour_mask.engine.errors import InputError
 from bio_contour_mask.engine.landmarks import parse_landmarks
 from bio_contour_mask.engine.pipeline import Options, run
-from bio_contour_mask.testing import (
+from bio_testing.contour_mask import (
     LARGE,
     SMALL,
     iou,
@@ -228,7 +228,7 @@ def test_no_face_is_refused(data_dir):
 
 
 def test_perceptual_signature_survives_re_encoding_and_resizing(maskgan):
-    from bio_contour_mask.testing import jpeg
+    from bio_testing.contour_mask import jpeg
 
     rgb = load_rgb(maskgan / "2.jpg")
     other = load_rgb(maskgan / "3.jpg")

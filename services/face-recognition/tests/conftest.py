@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from bio_face_recognition.app import SERVICE
-from bio_shared.testing import starter_fixture
+from bio_testing.shared import starter_fixture
 
 start = pytest.fixture(starter_fixture(SERVICE), name="start")  # start(**settings) -> a migrated, running app
 

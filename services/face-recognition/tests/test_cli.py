@@ -14,7 +14,7 @@ from bio_face_recognition.cli import main
 from bio_face_recognition.evaluation import Dataset, Sample, eer, rank1, verification
 from bio_face_recognition.models import FaceEmbedding, FaceEvent
 from bio_shared.db import session_scope
-from bio_shared.testing import sample_jpeg
+from bio_testing.shared import sample_jpeg
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person, UnknownFace
-from bio_shared.testing import ServiceClient, png_bytes, sample_jpeg
+from bio_testing.shared import ServiceClient, png_bytes, sample_jpeg
 
 P = "/api/v1/faces/events"
 

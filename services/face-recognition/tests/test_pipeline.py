@@ -10,7 +10,7 @@ import pytest
 from bio_face_recognition.engine.gallery import Gallery, confidence
 from bio_face_recognition.engine.models import EMBEDDING_DIM, load_models
 from bio_face_recognition.engine.pipeline import FacePipeline, detection_scale, plain_dlib_faces
-from bio_shared.testing import decode_file
+from bio_testing.shared import decode_file
 
 OBAMA = ["test_images/obama.jpg", "test_images/obama2.jpg", "examples/obama_small.jpg"]
 OTHERS = ["test_images/biden.jpg", "knn_examples/train/alex_lacamoire/img1.jpg", "examples/lin-manuel-miranda.png"]

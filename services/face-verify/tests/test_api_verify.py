@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bio_shared.testing import png_bomb, png_bytes, sample_jpeg, truncated_jpeg
+from bio_testing.shared import png_bomb, png_bytes, sample_jpeg, truncated_jpeg
 
 VERIFY = "/api/v1/verify/jobs/verify"
 

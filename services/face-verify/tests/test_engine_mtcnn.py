@@ -12,7 +12,7 @@ import torch
 
 from bio_face_verify.engine import nets
 from bio_face_verify.engine.mtcnn import MTCNN, extract_face, nms
-from bio_shared.testing import decode_file
+from bio_testing.shared import decode_file
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from bio_face_verify.engine import nets
 from bio_face_verify.engine.embed import DLIB_SPEC, FACENET_SPEC, distances
 from bio_face_verify.engine.pose import NOSE_DEPTH, NOSE_LEVEL, PoseTolerance, estimate_pose
 from bio_face_verify.engine.verify import AnalysisOptions, FaceImageError, Verifier, get_verifier
-from bio_shared.testing import decode_file
+from bio_testing.shared import decode_file
 
 
 def project(yaw: float, pitch: float, roll: float) -> np.ndarray:

@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from bio_face_verify.app import PREFIX, create_app
 from bio_face_verify.settings import FaceVerifySettings
 from bio_shared.db import migrate
-from bio_shared.testing import SHORT_LEASES, identity_headers, worker_env
+from bio_testing.shared import SHORT_LEASES, identity_headers, worker_env
 
 pytestmark = pytest.mark.integration
 

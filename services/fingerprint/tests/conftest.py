@@ -12,7 +12,7 @@ import pytest
 
 from bio_fingerprint.app import SERVICE
 from bio_shared.images import decode_image
-from bio_shared.testing import starter_fixture
+from bio_testing.shared import starter_fixture
 
 start = pytest.fixture(starter_fixture(SERVICE), name="start")  # start(**settings) -> a migrated, running app
 

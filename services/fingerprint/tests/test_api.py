@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bio_shared.testing import png_bytes
+from bio_testing.shared import png_bytes
 
 
 def test_normalize_a_real_print(start, prints):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bio_shared.testing import png_bytes, sample_jpeg, wait_for_job
+from bio_testing.shared import png_bytes, sample_jpeg, wait_for_job
 
 P = "/api/v1/fingerprint"
 DB1 = "fvc2002/DB1_B"

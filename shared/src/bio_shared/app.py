@@ -8,17 +8,21 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import redis
-from fastapi import APIRouter, Depends, FastAPI, Query
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import func, select
 
 from bio_shared.db import check_database
-from bio_shared.errors import BioError, NotFound, error_body, install_error_handlers
+from bio_shared.errors import BioError, NotFound, error_body
 from bio_shared.identity import Identity, require_admin
+from bio_shared.job_events import job_events_router
 from bio_shared.jobs import JobStatus, job_to_dict
 from bio_shared.logging import RequestIdMiddleware, configure_logging
-from bio_shared.metrics import MetricsMiddleware, metrics_response
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.schemas import ErrorResponse, JobList, JobOut
+from bio_shared.web.errors import install_error_handlers
+from bio_shared.web.metrics import MetricsMiddleware, metrics_response
+from bio_shared.web.pagination import PageDep
 
 # Room for multipart framing and form fields on top of the largest accepted file.
 MULTIPART_OVERHEAD = 1024 * 1024
@@ -64,16 +68,13 @@ def add_probes(app: FastAPI, settings: Any, service: str) -> None:
         return metrics_response()
 
 
-def jobs_router(rt: ServiceRuntime) -> APIRouter:
+def jobs_router(rt: ServiceRuntime[Any]) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
 
     @router.get("", response_model=JobList, summary="List the caller's jobs, newest first")
-    def list_jobs(
-        identity: Identity = Depends(rt.require_identity),
-        limit: int = Query(50, ge=1, le=200),
-        offset: int = Query(0, ge=0),
-    ) -> dict[str, Any]:
-        return {"items": [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, limit, offset)]}
+    def list_jobs(page: PageDep, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
+        items = [job_to_dict(j, rt.jobs) for j in rt.jobs.list(identity, page.limit, page.offset)]
+        return {"items": items, "total": count_jobs(rt, identity), "limit": page.limit, "offset": page.offset}
 
     @router.get("/{job_id}", response_model=JobOut, summary="Job status, read from the database")
     def get_job(job_id: str, identity: Identity = Depends(rt.require_identity)) -> dict[str, Any]:
@@ -82,7 +83,14 @@ def jobs_router(rt: ServiceRuntime) -> APIRouter:
     return router
 
 
-def admin_router(rt: ServiceRuntime) -> APIRouter:
+def count_jobs(rt: ServiceRuntime[Any], identity: Identity) -> int:
+    model: Any = rt.jobs.model
+    stmt = select(func.count()).select_from(model).where(model.owner_id == identity.account_id)
+    with rt.sessions() as s:
+        return int(s.scalar(stmt) or 0)
+
+
+def admin_router(rt: ServiceRuntime[Any]) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/admin", tags=[f"{rt.name} admin"], responses=ERROR_RESPONSES)
 
     @router.delete("/owners/{owner_id}", summary="Delete all data of an account (the gateway calls this when "
@@ -94,13 +102,13 @@ def admin_router(rt: ServiceRuntime) -> APIRouter:
     return router
 
 
-def accepted(job: Any, rt: ServiceRuntime) -> JSONResponse:
+def accepted(job: Any, rt: ServiceRuntime[Any]) -> JSONResponse:
     """The 202 answer of every job submission."""
     body = JobOut.model_validate(job_to_dict(job, rt.jobs)).model_dump(mode="json")
     return JSONResponse(body, status_code=202, headers={"Location": rt.jobs.status_url(job.id)})
 
 
-def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
+def finished_job(rt: ServiceRuntime[Any], job_id: str, identity: Identity) -> Any:
     job = rt.jobs.get(job_id, identity)
     if job.status != JobStatus.succeeded.value:
         raise BioError(f"job is {job.status}; its output exists once it has succeeded", code="job_not_finished",
@@ -111,7 +119,7 @@ def finished_job(rt: ServiceRuntime, job_id: str, identity: Identity) -> Any:
 
 
 def create_service_app(
-    rt: ServiceRuntime,
+    rt: ServiceRuntime[Any],
     *,
     title: str,
     description: str,
@@ -139,6 +147,7 @@ def create_service_app(
     add_probes(app, rt.settings, rt.name)
     app.include_router(jobs_router(rt))
     app.include_router(admin_router(rt))
+    app.include_router(job_events_router(rt))
     for router in routers:
         app.include_router(router)
     app.add_middleware(BodyLimitMiddleware, max_bytes=rt.settings.max_upload_bytes + MULTIPART_OVERHEAD)
@@ -171,7 +180,7 @@ class BodyLimitMiddleware:
             nonlocal seen, rejected
             if rejected:
                 return {"type": "http.disconnect"}
-            message = await receive()
+            message: dict[str, Any] = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:

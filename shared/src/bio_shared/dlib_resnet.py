@@ -25,8 +25,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 MEAN_RGB = (122.782, 117.001, 104.298)
 _LEVELS = [(32, 3, False), (64, 4, True), (128, 3, True), (256, 3, True), (256, 1, True)]  # (filters, blocks, down)
@@ -46,7 +50,7 @@ def _layout() -> list[tuple[str, tuple[int, ...]]]:
     """The parameter tensors in file order: (kind, shape of the layer's weights)."""
     spec: list[tuple[str, tuple[int, ...]]] = [("con", (32, 3, 7, 7)), ("affine", (32,))]
     channels = 32
-    for filters, blocks, down in _LEVELS:
+    for filters, blocks, _down in _LEVELS:
         for b in range(blocks):
             first_in = channels if b == 0 else filters
             spec += [("con", (filters, first_in, 3, 3)), ("affine", (filters,)),
@@ -89,7 +93,7 @@ class TorchResNet:
         self.torch = torch
         self.device = torch.device(device)
         tensors = iter(read_dlib_resnet(path))
-        self.layers: list[tuple] = []
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
         for kind, shape in _layout():
             t = next(tensors)
             if kind == "con":
@@ -108,24 +112,25 @@ class TorchResNet:
             self.fc, self.mean = self.fc.to(self.device), self.mean.to(self.device)
         self.lock = threading.Lock()
 
-    def _con(self, x, i: int, stride: int):
+    def _con(self, x: torch.Tensor, i: int, stride: int) -> torch.Tensor:
         w, b = self.layers[i]
         pad = 0 if stride != 1 else w.shape[2] // 2
         return self.torch.nn.functional.conv2d(x, w, b, stride=stride, padding=pad)
 
-    def _affine(self, x, i: int):
+    def _affine(self, x: torch.Tensor, i: int) -> torch.Tensor:
         g, b = self.layers[i]
         return x * g + b
 
     @staticmethod
-    def _add_prev(a, b, F):
+    def _add_prev(a: torch.Tensor, b: torch.Tensor, F: Any) -> torch.Tensor:
         """dlib add_prev: element-wise sum, the smaller tensor zero-padded (channels, bottom, right)."""
         k, h, w = max(a.shape[1], b.shape[1]), max(a.shape[2], b.shape[2]), max(a.shape[3], b.shape[3])
 
-        def grow(t):
+        def grow(t: torch.Tensor) -> torch.Tensor:
             if t.shape[1:] == (k, h, w):
                 return t
-            return F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, k - t.shape[1]))
+            padded: torch.Tensor = F.pad(t, (0, w - t.shape[3], 0, h - t.shape[2], 0, k - t.shape[1]))
+            return padded
 
         return grow(a) + grow(b)
 
@@ -138,7 +143,7 @@ class TorchResNet:
             x = (x - self.mean) / 256.0
             x = F.max_pool2d(F.relu(self._affine(self._con(x, 0, 2), 1)), 3, 2)
             i = 2
-            for filters, blocks, down in _LEVELS:
+            for _filters, blocks, down in _LEVELS:
                 for b in range(blocks):
                     strided = down and b == 0
                     y = F.relu(self._affine(self._con(x, i, 2 if strided else 1), i + 1))
@@ -147,7 +152,8 @@ class TorchResNet:
                     x = F.relu(self._add_prev(y, shortcut, F))
                     i += 4
             x = x.mean(dim=(2, 3))
-            return (x @ self.fc).cpu().numpy().astype(np.float32)
+            out: np.ndarray = (x @ self.fc).cpu().numpy().astype(np.float32)
+            return out
 
 
 _loaded: dict[str, TorchResNet] = {}

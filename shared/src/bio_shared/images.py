@@ -8,6 +8,7 @@ integer and float, palette, alpha, TIFF, grayscale) into a plain uint8 numpy arr
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from typing import Literal
@@ -58,15 +59,16 @@ def decode_image(
 ) -> DecodedImage:
     check_size(data, max_bytes)
     try:
-        img = Image.open(io.BytesIO(data))
+        img: Image.Image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError as exc:
         if data.startswith(_MAGIC):  # a known format whose header is cut or broken
             raise Unprocessable("the image header is truncated or corrupt", code="corrupt_image") from exc
         raise UnsupportedMedia(
             "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)", code="not_an_image"
         ) from exc
-    except Exception as exc:
-        raise Unprocessable(f"the image header cannot be read: {exc}", code="corrupt_image") from exc
+    except Exception as exc:  # never echo the exception text: it can hold object reprs
+        raise Unprocessable("the image header cannot be read", code="corrupt_image",
+                            details={"reason": type(exc).__name__}) from exc
     fmt = (img.format or "").upper()
     if fmt not in ALLOWED_FORMATS:
         raise UnsupportedMedia(f"image format {fmt or 'unknown'} is not accepted", code="unsupported_format",
@@ -86,7 +88,7 @@ def decode_image(
             img.load()
     except Exception as exc:
         raise Unprocessable("the image data is truncated or corrupt", code="corrupt_image",
-                            details={"reason": str(exc)}) from exc
+                            details={"reason": _reason(exc)}) from exc
     source_mode = img.mode
     try:
         img = ImageOps.exif_transpose(img)
@@ -95,6 +97,12 @@ def decode_image(
     pixels = to_uint8(img, mode)
     return DecodedImage(pixels=pixels, format=fmt, width=pixels.shape[1], height=pixels.shape[0],
                         source_mode=source_mode)
+
+
+def _reason(exc: Exception) -> str:
+    """A decoder's message without object reprs such as ``<_io.BytesIO object at 0x7f...>``."""
+    text = re.sub(r"<[^<>]* at 0x[0-9a-fA-F]+>", "the image", str(exc))
+    return text[:200] or type(exc).__name__
 
 
 def to_uint8(img: Image.Image, mode: Mode) -> np.ndarray:

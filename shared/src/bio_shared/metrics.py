@@ -2,13 +2,15 @@
 
 Metrics are module-level singletons labelled by ``service`` so the embedded mode (all services in
 one process, one registry) and the distributed mode export the same series. Worker processes with
-several children set ``PROMETHEUS_MULTIPROC_DIR``; :func:`metrics_response` then aggregates.
+several children set ``PROMETHEUS_MULTIPROC_DIR``; :func:`metrics_payload` then aggregates. No web
+framework here: the middleware and the ``/metrics`` response are in :mod:`bio_shared.web.metrics`.
 """
 
 from __future__ import annotations
 
 import os
-import time
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,8 +24,6 @@ from prometheus_client import (
     start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily
-from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900)
@@ -42,6 +42,8 @@ JOB_QUEUE_WAIT = Histogram("bio_job_queue_wait_seconds", "Time from submit to st
                            buckets=_JOB_BUCKETS)
 INFERENCE = Histogram("bio_inference_seconds", "Model inference time", ["service", "model"],
                       buckets=_LATENCY_BUCKETS)
+GALLERY_CACHE = Counter("bio_gallery_cache_total", "Gallery cache lookups by outcome (hit, miss, reload)",
+                        ["service", "cache", "outcome"])
 GALLERY_SIZE = Gauge("bio_gallery_size", "Enrolled templates or embeddings", ["service", "gallery"],
                      multiprocess_mode="max")
 RATE_LIMITED = Counter("bio_rate_limit_rejections_total", "Requests refused by a rate limit", ["scope"])
@@ -55,20 +57,20 @@ class JobStateCollector:
     jobs table at scrape time (the queue backlog, as the database sees it)."""
 
     def __init__(self) -> None:
-        self.queues: dict[str, object] = {}
+        self.queues: dict[str, Any] = {}
 
-    def add(self, queue: object) -> None:
-        self.queues[queue.service] = queue  # type: ignore[attr-defined]
+    def add(self, queue: Any) -> None:
+        self.queues[queue.service] = queue
 
-    def describe(self) -> list:
+    def describe(self) -> list[GaugeMetricFamily]:
         return [GaugeMetricFamily("bio_jobs_in_state", "Jobs by state, from the jobs tables", labels=["service", "status"])]
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily("bio_jobs_in_state", "Jobs by state, from the jobs tables",
                                    labels=["service", "status"])
         for name, queue in list(self.queues.items()):
             try:
-                counts = queue.state_counts()  # type: ignore[attr-defined]
+                counts = queue.state_counts()
             except Exception:
                 continue
             for status in ("pending", "running"):
@@ -80,51 +82,20 @@ JOB_STATES = JobStateCollector()
 REGISTRY.register(JOB_STATES)
 
 
-def metrics_response() -> Response:
+def metrics_payload() -> tuple[bytes, str]:
+    """The exposition text and its content type (aggregated across processes in multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST
 
 
 def start_metrics_server(port: int, addr: str = "127.0.0.1") -> None:
     """For Celery workers, which have no HTTP app of their own."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         start_http_server(port, addr=addr, registry=registry)
     else:
         start_http_server(port, addr=addr)
-
-
-class MetricsMiddleware:
-    """Counts requests by the matched route template (never the raw path: ids would explode labels)."""
-
-    def __init__(self, app: ASGIApp, *, service: str) -> None:
-        self.app = app
-        self.service = service
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def send_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, method, template).observe(time.perf_counter() - start)

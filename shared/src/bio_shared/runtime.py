@@ -10,29 +10,40 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic
 
 from celery import Celery
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
+from typing_extensions import TypeVar
 
 from bio_shared.celery_app import install_worker_hooks, make_celery, register_job_task
 from bio_shared.db import session_factory, session_scope
 from bio_shared.identity import Identity, identity_dependency
 from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
 from bio_shared.metrics import JOB_STATES
+from bio_shared.sealed import envelope_for
 from bio_shared.settings import CommonSettings
 from bio_shared.storage import BlobStore
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S", default=Any)  # the service's state dataclass
+C = TypeVar("C", bound=CommonSettings, default=CommonSettings)  # the service's settings class
+
 
 @dataclass
-class ServiceRuntime:
+class ServiceRuntime(Generic[S, C]):
+    """``state`` is the typed per-service part (models, caches, engines): a dataclass each service
+    defines in its own ``runtime.py``; ``ServiceRuntime[FaceState, FaceSettings]`` also types ``settings``.
+    ``options`` is the untyped map it replaces (kept while services
+    move over; removed once nothing uses it)."""
+
     name: str  # queue name and metrics label, e.g. "fingerprint"
     package: str  # import name holding migrations/, e.g. "bio_fingerprint"
     prefix: str  # e.g. "/api/v1/fingerprint"
-    settings: CommonSettings
+    settings: C
     sessions: sessionmaker[Session]
     blobs: BlobStore
     jobs: JobQueue
@@ -40,8 +51,9 @@ class ServiceRuntime:
     run_job: Any
     require_identity: Callable[..., Identity]
     # Tables with an owner_id column, children before parents; purge_owner empties them.
-    owned_models: list[type] = field(default_factory=list)
-    options: dict[str, Any] = field(default_factory=dict)  # per-service wiring shared by api and tasks
+    owned_models: list[Any] = field(default_factory=list)  # mapped classes
+    options: dict[str, Any] = field(default_factory=dict)  # deprecated: use ``state``
+    state: S = None  # type: ignore[assignment]  # set by the service's build step
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
 
     def start_reaper(self) -> None:
@@ -62,8 +74,10 @@ class ServiceRuntime:
         Idempotent, so the gateway can retry a deletion that a service outage interrupted."""
         counts: dict[str, int] = {}
         with session_scope(self.sessions) as s:
-            for model in (*self.owned_models, self.jobs.model):
-                counts[model.__tablename__] = s.execute(delete(model).where(model.owner_id == owner_id)).rowcount
+            models: list[Any] = [*self.owned_models, self.jobs.model]
+            for model in models:
+                result: Any = s.execute(delete(model).where(model.owner_id == owner_id))
+                counts[model.__tablename__] = result.rowcount
         counts["blobs"] = self.blobs.delete_owner(owner_id)
         return counts
 
@@ -74,7 +88,8 @@ class ServiceRuntime:
             dispatcher.shutdown()
 
 
-def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings, job_model: type) -> ServiceRuntime:
+def build_runtime(name: str, package: str, prefix: str, settings: C, job_model: type,
+                  state: S | None = None) -> ServiceRuntime[S, C]:
     sessions = session_factory(settings.database_url)
     queue = JobQueue(name, job_model, sessions, settings, status_path=f"{prefix}/jobs")
     celery = make_celery(name, settings)
@@ -90,6 +105,8 @@ def build_runtime(name: str, package: str, prefix: str, settings: CommonSettings
     return ServiceRuntime(
         name=name, package=package, prefix=prefix, settings=settings, sessions=sessions,
         # one blob folder per service, so an account purge in one service never races another
-        blobs=BlobStore(settings.blob_dir / name), jobs=queue, celery=celery, run_job=run_job,
+        blobs=BlobStore(Path(settings.blob_dir or settings.var_dir / "blobs") / name, envelope_for(settings)),
+        jobs=queue, celery=celery, run_job=run_job,
         require_identity=identity_dependency(lambda: settings.internal_secret),
+        state=state,  # type: ignore[arg-type]  # None until the service sets it
     )

@@ -3,9 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
+
+from bio_shared.errors import InvalidName
+from bio_shared.text import clean_name
+
+T = TypeVar("T")
+
+
+def _safe_name(value: str) -> str:
+    try:
+        return clean_name(value, field="name")
+    except InvalidName as exc:  # a validation error, so FastAPI answers 422 with the field's location
+        raise PydanticCustomError("invalid_name", exc.message.replace("name: ", "", 1)) from exc
+
+
+# A person/event/image name: NFC, stripped, no control or bidirectional-override characters.
+SafeName = Annotated[str, AfterValidator(_safe_name)]
 
 
 class ErrorBody(BaseModel):
@@ -16,6 +33,19 @@ class ErrorBody(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorBody
+
+
+ErrorOut = ErrorResponse  # the name the shared interfaces use
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list. Subclass it with an explicit name so OpenAPI shows no generated one:
+    ``class PersonPage(Page[PersonOut]): pass``."""
+
+    items: list[T]
+    total: int = Field(ge=0, description="How many items the whole list has")
+    limit: int
+    offset: int
 
 
 class JobOut(BaseModel):
@@ -32,5 +62,5 @@ class JobOut(BaseModel):
     status_url: str
 
 
-class JobList(BaseModel):
-    items: list[JobOut]
+class JobList(Page[JobOut]):
+    pass

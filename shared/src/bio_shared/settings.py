@@ -29,6 +29,10 @@ class CommonSettings(BaseSettings):
     redis_url: str = ""  # empty -> embedded mode: in-process jobs, in-memory rate limits
     blob_dir: Path | None = None  # empty -> var_dir/blobs
     internal_secret: str = ""  # signs the identity the gateway forwards to services
+    # Key-encryption keys for data at rest: "id:base64key,..." (the last is current), or a key file
+    # {"current": id, "keys": {id: base64}}; development creates var/secrets/kek.json.
+    kek: str = Field(default="", repr=False)
+    kek_file: Path | None = None
     identity_ttl_s: int = 60
     log_level: str = "INFO"
     log_json: bool = True
@@ -36,6 +40,9 @@ class CommonSettings(BaseSettings):
     max_image_pixels: int = 40_000_000
     min_image_side: int = 16
     job_time_limit_s: int = 300
+    # Synchronous endpoints wait this long for their job, then answer 503 time_budget_exceeded with
+    # the job's status URL (the job goes on).
+    sync_budget_s: float = Field(default=20.0, gt=0, le=300)
     job_max_attempts: int = 3
     job_lease_grace_s: int = 30
     job_redispatch_after_s: int = 300

@@ -12,15 +12,20 @@ import shutil
 import uuid
 from pathlib import Path
 
+from bio_shared.crypto import Envelope
 from bio_shared.errors import BadRequest, NotFound
 
 _SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class BlobStore:
-    def __init__(self, root: Path | str) -> None:
+    """Files under one root. With an envelope every blob is sealed (AES-GCM, the key bound as
+    authenticated data) on put and opened on get: no plaintext image or template on disk."""
+
+    def __init__(self, root: Path | str, envelope: Envelope | None = None) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self.envelope = envelope
 
     @staticmethod
     def new_key(owner: str, kind: str, ext: str) -> str:
@@ -38,6 +43,12 @@ class BlobStore:
 
     def put(self, key: str, data: bytes) -> str:
         """Atomic write: a reader never sees a half-written blob."""
+        if self.envelope is not None:
+            data = self.envelope.seal(data, b"blob:" + key.encode())
+        return self.put_raw(key, data)
+
+    def put_raw(self, key: str, data: bytes) -> str:
+        """Write bytes as they are (key rotation re-writes sealed blobs with this)."""
         path = self.path_for(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -53,6 +64,10 @@ class BlobStore:
         return key
 
     def get(self, key: str) -> bytes:
+        data = self.get_raw(key)
+        return data if self.envelope is None else self.envelope.open(data, b"blob:" + key.encode())
+
+    def get_raw(self, key: str) -> bytes:
         try:
             return self.path_for(key).read_bytes()
         except FileNotFoundError as exc:

@@ -39,22 +39,22 @@ async def read_upload(file: UploadFile, max_bytes: int) -> bytes:
     return data
 
 
-def decode_for(rt: ServiceRuntime, data: bytes, mode: Mode) -> DecodedImage:
+def decode_for(rt: ServiceRuntime[Any], data: bytes, mode: Mode) -> DecodedImage:
     s = rt.settings
     return decode_image(data, mode=mode, max_bytes=s.max_upload_bytes, max_pixels=s.max_image_pixels,
                         min_side=s.min_image_side)
 
 
-def _output_key(rt: ServiceRuntime, owner_id: str, job_id: str) -> str:
+def _output_key(rt: ServiceRuntime[Any], owner_id: str, job_id: str) -> str:
     # Derived from the job, never stored in the public result: a retry finds its own output again.
     return f"{owner_id}/{rt.name}-normalized/{job_id}.png"
 
 
-def register_normalize_job(rt: ServiceRuntime, transform: Transform, mode: Mode) -> None:
+def register_normalize_job(rt: ServiceRuntime[Any], transform: Transform, mode: Mode) -> None:
     """Register the handler; the router reads ``mode`` from the runtime so the two cannot disagree."""
     rt.options[NORMALIZE_KIND] = mode
 
-    @rt.jobs.handler(NORMALIZE_KIND, on_abandon=lambda params: rt.blobs.delete(params["input_key"]))
+    @rt.jobs.handler(NORMALIZE_KIND, on_abandon=lambda params: None if rt.blobs.delete(params["input_key"]) else None)
     def normalize(ctx: JobContext) -> dict[str, Any]:
         input_key = ctx.params["input_key"]
         output_key = _output_key(rt, ctx.owner_id, ctx.id)
@@ -88,7 +88,7 @@ def register_normalize_job(rt: ServiceRuntime, transform: Transform, mode: Mode)
         }
 
 
-def _validate_store_submit(rt: ServiceRuntime, identity: Identity, data: bytes, filename: str | None) -> Any:
+def _validate_store_submit(rt: ServiceRuntime[Any], identity: Identity, data: bytes, filename: str | None) -> Any:
     decoded = decode_for(rt, data, rt.options[NORMALIZE_KIND])  # bad input is refused before anything is stored
     key = rt.blobs.put(rt.blobs.new_key(identity.account_id, f"{rt.name}-uploads", "bin"), data)
     params = {"input_key": key, "filename": filename, "source_format": decoded.format,
@@ -100,7 +100,7 @@ def _validate_store_submit(rt: ServiceRuntime, identity: Identity, data: bytes, 
         raise
 
 
-def normalize_router(rt: ServiceRuntime, what: str) -> APIRouter:
+def normalize_router(rt: ServiceRuntime[Any], what: str) -> APIRouter:
     router = APIRouter(prefix=f"{rt.prefix}/jobs", tags=[f"{rt.name} jobs"], responses=ERROR_RESPONSES)
 
     @router.post(

@@ -6,6 +6,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from starlette.concurrency import run_in_threadpool
 
+from bio_gateway.audit.middleware import note_principal
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
@@ -33,10 +34,14 @@ async def current_principal(
     api_key: str | None = Depends(api_key_header),
 ) -> Principal:
     svc: Accounts = request.app.state.accounts
+    principal: Principal | None = None
     if token:
-        return await run_in_threadpool(svc.principal_from_token, token)
-    if api_key:
-        return await run_in_threadpool(svc.principal_from_api_key, api_key)
+        principal = await run_in_threadpool(svc.principal_from_token, token)
+    elif api_key:
+        principal = await run_in_threadpool(svc.principal_from_api_key, api_key)
+    if principal is not None:
+        note_principal(request.scope, principal, dict(request.scope.get("headers", ())))
+        return principal
     raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
 
 

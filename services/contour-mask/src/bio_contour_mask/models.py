@@ -2,11 +2,12 @@
 
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, LargeBinary, String
+from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bio_shared.db import UTCDateTime, utcnow
 from bio_shared.jobs import JobMixin, new_id
+from bio_shared.sealed import SealedBytes
 
 
 class Base(DeclarativeBase):
@@ -28,7 +29,7 @@ class CacheEntry(Base):
     owner_id: Mapped[str] = mapped_column(String(64), index=True)
     key_hash: Mapped[str] = mapped_column(String(64))
     phash: Mapped[str] = mapped_column(String(16))
-    thumb: Mapped[bytes] = mapped_column(LargeBinary)
+    thumb: Mapped[bytes] = mapped_column(SealedBytes("contour_mask_cache.thumb"))
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     result_id: Mapped[str] = mapped_column(String(32))

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bio_shared.db import UTCDateTime, utcnow
 from bio_shared.jobs import JobMixin, new_id
+from bio_shared.sealed import SealedBytes
 
 
 class Base(DeclarativeBase):
@@ -69,7 +70,7 @@ class FaceEmbedding(Base):
     owner_id: Mapped[str] = mapped_column(String(64), index=True)
     event_id: Mapped[str] = mapped_column(String(32), ForeignKey("face_events.id", ondelete="CASCADE"))
     person_id: Mapped[str] = mapped_column(String(32), ForeignKey("face_people.id", ondelete="CASCADE"), index=True)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(SealedBytes("face_embeddings.vector"))
     model: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(100))
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)
@@ -87,7 +88,7 @@ class UnknownFace(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(String(64), index=True)
     event_id: Mapped[str] = mapped_column(String(32), ForeignKey("face_events.id", ondelete="CASCADE"), index=True)
-    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    vector: Mapped[bytes] = mapped_column(SealedBytes("face_unknowns.vector"))
     model: Mapped[str] = mapped_column(String(100))
     model_version: Mapped[str] = mapped_column(String(100))
     box: Mapped[list | None] = mapped_column(JSON, nullable=True)

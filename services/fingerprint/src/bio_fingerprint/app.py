@@ -6,9 +6,11 @@ from bio_fingerprint.api import routers
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate, Job
 from bio_fingerprint.service import engine, register_jobs
 from bio_fingerprint.settings import FingerprintSettings
+from bio_fingerprint.subjects import FingerprintSubjects
 from bio_shared.app import create_service_app
 from bio_shared.runtime import ServiceRuntime, build_runtime
 from bio_shared.services import ServiceSpec
+from bio_shared.subjects import subjects_router
 
 NAME, PREFIX = "fingerprint", "/api/v1/fingerprint"
 
@@ -22,7 +24,7 @@ def build(settings: FingerprintSettings | None = None) -> ServiceRuntime:
 
 def create_app(settings: FingerprintSettings | None = None) -> FastAPI:
     rt = build(settings)
-    return create_service_app(rt, title="Fingerprint service", routers=routers(rt), on_startup=engine(rt).load,
+    return create_service_app(rt, title="Fingerprint service", routers=[*routers(rt), subjects_router(rt, FingerprintSubjects(rt))], on_startup=engine(rt).load,
                               description="Fingerprint enhancement, minutiae templates (ISO/IEC 19794-2), "
                                           "1:1 verification and 1:N identification, distortion tools.")
 

@@ -2,11 +2,12 @@
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Integer, LargeBinary, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from bio_shared.db import UTCDateTime, utcnow
 from bio_shared.jobs import JobMixin, new_id
+from bio_shared.sealed import SealedBytes
 
 
 class Base(DeclarativeBase):
@@ -34,7 +35,7 @@ class FingerprintTemplate(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     dpi: Mapped[int] = mapped_column(Integer)
-    minutiae: Mapped[bytes] = mapped_column(LargeBinary)  # float32 (n, 5): x, y, theta, type, quality
+    minutiae: Mapped[bytes] = mapped_column(SealedBytes("fingerprint_templates.minutiae"))  # float32 (n, 5): x, y, theta, type, quality
     source: Mapped[str] = mapped_column(String(16))  # image, iso, json
     output_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -55,6 +56,6 @@ class FingerprintOutput(Base):
     minutiae_count: Mapped[int] = mapped_column(Integer)
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
-    minutiae: Mapped[bytes] = mapped_column(LargeBinary)
+    minutiae: Mapped[bytes] = mapped_column(SealedBytes("fingerprint_outputs.minutiae"))
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

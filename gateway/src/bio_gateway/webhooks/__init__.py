@@ -1,0 +1,1 @@
+"""Signed webhooks: accounts register endpoints; platform events are delivered with retries."""
