@@ -367,6 +367,12 @@ def test_api_keys_and_admin_accounts(console, platform):
     audit_route = httpx.get(f"{platform}/openapi.json").json()["paths"].get("/api/v1/audit")
     assert (page.get_by_role("link", name="Audit").count() == 1) == bool(audit_route)
     console.shot("accounts", phone=True)
+    if audit_route:  # the audit trail records what this admin did through the console
+        page.get_by_role("link", name="Audit").click()
+        assert page.locator("table tbody tr").count() > 0
+        console.shot("audit", phone=True)
+        page.get_by_role("link", name="Accounts").click()
+        row = page.locator("tr", has_text="operator@example.org")
     row.get_by_role("button", name="Enable").click()
     assert "operator@example.org: user, active" in console.flash()
 

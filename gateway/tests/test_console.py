@@ -8,6 +8,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -32,18 +33,22 @@ def client(tmp_path: Path) -> Iterator[TestClient]:
 
 
 def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
+    return found(r'name="csrf" value="([^"]+)"', html)
 
 
-def login(c: TestClient, email: str = ADMIN, password: str = PASSWORD, next_: str = "") -> object:
+def login(c: TestClient, email: str = ADMIN, password: str = PASSWORD, next_: str = "") -> httpx.Response:
     token = csrf_of(c.get("/console/login").text)
     return c.post("/console/login", data={"csrf": token, "email": email, "password": password, "next": next_},
                   follow_redirects=False)
 
 
-def cookie_headers(response) -> dict[str, str]:
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, pattern
+    return match.group(1)
+
+
+def cookie_headers(response: httpx.Response) -> dict[str, str]:
     return {h.split("=", 1)[0]: h for h in response.headers.get_list("set-cookie")}
 
 
@@ -114,11 +119,11 @@ def test_api_key_shown_once_works_and_is_revoked(client):
     login(client)
     token = csrf_of(client.get("/console/keys").text)
     r = client.post("/console/keys", data={"csrf": token, "name": "door scanner"})
-    key = re.search(r'id="new-key"[^>]*value="([^"]+)"', r.text).group(1)
+    key = found(r'id="new-key"[^>]*value="([^"]+)"', r.text)
     assert client.get("/api/v1/auth/me", headers={"X-API-Key": key}).status_code == 200
     page = client.get("/console/keys").text
     assert key not in page
-    key_id = re.search(r'action="/console/keys/([^/]+)/revoke"', page).group(1)
+    key_id = found(r'action="/console/keys/([^/]+)/revoke"', page)
     r = client.post(f"/console/keys/{key_id}/revoke", data={"csrf": token}, follow_redirects=False)
     assert r.status_code == 303
     assert "Key revoked" in client.get("/console/keys").text  # the flash, once
@@ -139,6 +144,10 @@ def test_admin_pages_follow_the_api_roles_and_audit_link_follows_the_route(clien
     assert page.status_code == 200 and "op@example.org" in page.text
     has_audit = "/api/v1/audit" in client.get("/openapi.json").json()["paths"]
     assert ('href="/console/admin/audit"' in page.text) == has_audit
+    audit = client.get("/console/admin/audit")
+    assert audit.status_code == (200 if has_audit else 404)
+    if has_audit:
+        assert "<tbody><tr>" in audit.text  # the logins above are in the trail
 
 
 def test_media_passes_only_listed_image_routes(client):

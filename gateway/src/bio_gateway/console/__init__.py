@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.responses import Response
+from starlette.types import Scope
 
 from bio_gateway.console.pages import (
     account,
@@ -29,7 +31,7 @@ from bio_gateway.console.session import PREFIX
 class _Static(StaticFiles):
     """Vendored scripts and styles: cacheable, and no page CSP needed (they are not documents)."""
 
-    async def get_response(self, path, scope):  # type: ignore[no-untyped-def]
+    async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
         response.headers["cache-control"] = "public, max-age=3600"
         return response
