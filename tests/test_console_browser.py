@@ -234,6 +234,13 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
     page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "knn_examples", "train", "alex_lacamoire", "img1.jpg"))
     page.get_by_role("button", name="Identify").click()
     assert page.get_by_test_id("face-match").all_inner_texts() == ["Alex Lacamoire"]
+    # another stranger's face is discarded from the queue
+    page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "examples", "lin-manuel-miranda.png"))
+    page.get_by_role("button", name="Identify").click()
+    page.get_by_role("link", name="review it").click()
+    page.locator("ul.crops input[name=ids]").first.check()
+    page.get_by_role("button", name="Discard selected").click()
+    assert "1 face discarded" in console.flash() and page.locator("ul.crops img").count() == 0
 
     _edit_person_and_settings(console, event_url)
 

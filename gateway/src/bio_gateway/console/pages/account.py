@@ -16,7 +16,7 @@ from bio_gateway.console.session import PREFIX, ApiDep, ConsoleRoute, flash, red
 router = APIRouter(prefix=PREFIX, route_class=ConsoleRoute, include_in_schema=False)
 ACCOUNTS = "/api/v1/admin/accounts"
 PAGE_SIZE = 50
-AUDIT_COLUMNS = ("at", "account_id", "action", "method", "path", "status", "outcome", "request_id")
+AUDIT_COLUMNS = ("at", "account_id", "action", "method", "status", "outcome", "path")
 
 
 @router.get("/keys")
@@ -84,5 +84,6 @@ async def audit(request: Request, api: ApiDep, offset: int = 0, action: str = ""
     listing = await api.get("/api/v1/audit", limit=PAGE_SIZE, offset=max(0, offset), action=action.strip() or None)
     items = listing.get("items", [])
     columns = [c for c in AUDIT_COLUMNS if items and c in items[0]] or (list(items[0]) if items else [])
-    return await page(request, api, "audit.html", listing=listing, items=items, columns=columns,
+    emails = {a["id"]: a["email"] for a in (await api.get(ACCOUNTS, limit=500)).get("items", [])}
+    return await page(request, api, "audit.html", listing=listing, items=items, columns=columns, emails=emails,
                       offset=max(0, offset), page_size=PAGE_SIZE, action=action)
