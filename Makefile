@@ -3,13 +3,21 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-PACKAGES := shared gateway services/fingerprint services/face-recognition services/face-verify services/contour-mask
+# The services come from the platform's one list (bio_shared/services.toml), read with the stdlib.
+CATALOGUE := shared/src/bio_shared/services.toml
+catalogue = $(shell $(PYTHON) -c 'import tomllib; print(" ".join(s["$(1)"] for s in tomllib.load(open("$(CATALOGUE)", "rb"))["service"]))')
+SERVICE_FOLDERS := $(call catalogue,folder)
+SERVICE_CLIS := $(call catalogue,cli)
+PACKAGES := shared gateway $(addprefix services/,$(SERVICE_FOLDERS))
+ifeq ($(strip $(SERVICE_FOLDERS)),)
+$(error cannot read $(CATALOGUE) with $(PYTHON) (Python 3.11 or newer is needed))
+endif
 PIP    := $(BIN)/python -m pip install --disable-pip-version-check -q
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 export BIOMETRICS_DATA_DIR ?= $(abspath ../shared/data)
 
-.PHONY: help install run migrate create-admin test test-tools lint up down status bench clean
+.PHONY: help install run migrate create-admin test test-tools lint up down status bench clean services
 
 help:
 	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
@@ -22,7 +30,7 @@ help:
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(addsuffix /pyproject.toml,$(PACKAGES))
+$(VENV)/.installed: $(BIN)/python constraints.txt requirements-nodeps.txt $(CATALOGUE) $(addsuffix /pyproject.toml,$(PACKAGES))
 	$(PIP) -c constraints.txt $(addprefix -e ,$(PACKAGES))
 	$(PIP) -c constraints.txt --no-deps -r requirements-nodeps.txt
 	@touch $@
@@ -78,11 +86,10 @@ down:
 status: install
 	$(BIN)/python deploy/local/launch.py status
 
-SERVICE_CLIS := bio-fingerprint bio-face-recognition bio-face-verify bio-contour-mask
-
 bench: $(VENV)/.test-installed test-tools
 	$(PIP) -c constraints.txt -e "services/fingerprint[bench]"  # NBIS baseline next to our matcher
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
+	$(BIN)/bio-fingerprint bench-decisions --json reports/fingerprint_decisions.json --cache var/bench-cache
 	@for cli in $(SERVICE_CLIS); do \
 	  if $(BIN)/$$cli bench --help >/dev/null 2>&1; then \
 	    echo "== $$cli bench"; $(BIN)/$$cli bench --out reports/$${cli#bio-} || exit 1; \
@@ -91,3 +98,6 @@ bench: $(VENV)/.test-installed test-tools
 
 clean:
 	rm -rf $(VENV) var reports .pytest_cache .mypy_cache
+
+services:  # the platform's services, from $(CATALOGUE)
+	@echo "packages: $(PACKAGES)"; echo "clis:     $(SERVICE_CLIS)"

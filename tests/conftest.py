@@ -4,6 +4,10 @@ var_dir_stack, live in the root conftest.py)."""
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,3 +44,44 @@ def samples(data_dir: Path) -> dict[str, Path]:
     if missing:
         pytest.skip(f"sample files missing: {missing}")
     return found
+
+
+class RedisServer:
+    """A throw-away redis-server on a loopback port, without persistence: a restart loses its data."""
+
+    def __init__(self, port: int, workdir: Path) -> None:
+        self.port, self.workdir, self.proc = port, workdir, None
+
+    def start(self) -> None:
+        import redis
+
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server not installed")
+        self.proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                                      "--appendonly", "no", "--dir", str(self.workdir)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("private redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = RedisServer(port, tmp_path)
+    server.start()
+    yield server
+    server.stop()

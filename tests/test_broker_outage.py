@@ -1,7 +1,8 @@
 """Redis (the broker) down while a job is submitted: the job is stored, answered 202, and runs once
 Redis is back: no job is lost and none fails because of the outage.
 
-A private redis-server on a free loopback port is stopped and started again on the same port; the
+A private redis-server on a free loopback port (the private_redis fixture of tests/conftest.py) is
+stopped and started again on the same port; the
 fingerprint API runs in this process (Celery dispatch, 1 s reaper) and one real worker process
 consumes the queue.
 """
@@ -9,16 +10,10 @@ consumes the queue.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from bio_fingerprint.app import PREFIX, create_app
@@ -29,44 +24,6 @@ from bio_testing.shared import identity_headers
 pytestmark = pytest.mark.integration
 
 SECRET = "broker-outage-internal-secret-" + "x" * 32
-
-
-class RedisServer:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir = port, workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server not installed")
-        self.proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                                      "--appendonly", "no", "--dir", str(self.workdir)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = RedisServer(port, tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def test_job_submitted_while_redis_is_down_runs_when_it_returns(launch, pg_url, private_redis, tmp_path, data_dir):

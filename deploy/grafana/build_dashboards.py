@@ -15,14 +15,10 @@ import json
 import sys
 from pathlib import Path
 
+from bio_shared.services import platform_services
+
 OUT = Path(__file__).parent / "dashboards"
 DS = {"type": "prometheus", "uid": "prometheus"}
-SERVICES = {  # metrics label -> title
-    "fingerprint": "Fingerprint",
-    "face_recognition": "Face recognition",
-    "face_verify": "Face verification",
-    "contour_mask": "Contour masks",
-}
 NOISE = 'route!~"/metrics|/healthz|/readyz"'
 
 
@@ -91,8 +87,8 @@ def service_dashboard(name: str, title: str) -> dict:
 
 def build() -> dict[str, dict]:
     boards = {"overview.json": overview()}
-    for name, title in SERVICES.items():
-        boards[f"{name.replace('_', '-')}.json"] = service_dashboard(name, title)
+    for service in platform_services():  # the platform's list, bio_shared/services.toml
+        boards[f"{service.folder}.json"] = service_dashboard(service.name, service.title)
     return boards
 
 

@@ -18,12 +18,17 @@ from pathlib import Path
 
 import yaml
 
+from bio_shared.services import PlatformService, platform_services
+
 BASE = Path(__file__).parent / "base"
-SERVICES = {  # folder/image name -> (CLI, metrics label, API resources, worker resources, max workers)
-    "fingerprint": ("bio-fingerprint", "fingerprint", ("250m", "512Mi", "1Gi"), ("1", "1Gi", "2Gi"), 8),
-    "face-recognition": ("bio-face-recognition", "face_recognition", ("500m", "1Gi", "2Gi"), ("1", "1Gi", "2Gi"), 8),
-    "face-verify": ("bio-face-verify", "face_verify", ("250m", "512Mi", "1Gi"), ("1", "1500Mi", "3Gi"), 8),
-    "contour-mask": ("bio-contour-mask", "contour_mask", ("250m", "512Mi", "1Gi"), ("1", "1Gi", "2Gi"), 6),
+Resources = tuple[str, str, str]  # cpu request, memory request, memory limit
+# Sizing per service folder: (API resources, worker resources, max workers); the services themselves
+# come from the platform's list (bio_shared/services.toml), and one without an entry gets DEFAULT_SIZING.
+DEFAULT_SIZING: tuple[Resources, Resources, int] = (("250m", "512Mi", "1Gi"), ("1", "1Gi", "2Gi"), 8)
+SIZING: dict[str, tuple[Resources, Resources, int]] = {
+    "face-recognition": (("500m", "1Gi", "2Gi"), ("1", "1Gi", "2Gi"), 8),
+    "face-verify": (("250m", "512Mi", "1Gi"), ("1", "1500Mi", "3Gi"), 8),
+    "contour-mask": (("250m", "512Mi", "1Gi"), ("1", "1Gi", "2Gi"), 6),
 }
 LABEL = "app.kubernetes.io/name"
 PART = "app.kubernetes.io/component"
@@ -107,7 +112,7 @@ def hpa(name: str, kind_max: tuple[int, int], target_cpu: int = 70) -> dict:
 
 def build() -> dict[str, list[dict]]:
     files: dict[str, list[dict]] = {}
-    services_json = json.dumps({label: f"http://{folder}" for folder, (_, label, *_r) in SERVICES.items()},
+    services_json = json.dumps({s.name: f"http://{s.folder}" for s in platform_services()},
                                separators=(",", ":"))
     files["config.yaml"] = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("bio-config", "config"),
@@ -141,26 +146,30 @@ def build() -> dict[str, list[dict]]:
                       "path": "/", "pathType": "Prefix",
                       "backend": {"service": {"name": "gateway", "port": {"name": "http"}}}}]}}]}},
     ]
-    for folder, (cli, _label, api_res, worker_res, max_workers) in SERVICES.items():
-        image = f"bio-{folder}"
-        worker_args = [cli, "worker"]
-        docs = [*api(folder, image, [cli, "serve", "--host", "0.0.0.0", "--port", "8000"], api_res, 1),
-                hpa(folder, (1, 5)),
-                worker(f"{folder}-worker", image, worker_args, worker_res),
-                hpa(f"{folder}-worker", (1, max_workers))]
-        if folder == "fingerprint":  # one scheduler for the periodic clean-up, never scaled
-            beat = worker("fingerprint-beat", image, ["celery", "-A", "bio_fingerprint.tasks", "beat",
-                                                       "--schedule", "/tmp/celerybeat-schedule"],
-                          ("50m", "256Mi", "512Mi"))
-            container = beat["spec"]["template"]["spec"]["containers"][0]
-            container["name"] = "beat"
-            for key in ("ports", "livenessProbe", "env"):
-                container.pop(key)
-            beat["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] = "false"
-            beat["spec"]["strategy"] = {"type": "Recreate"}
-            docs.append(beat)
-        files[f"{folder}.yaml"] = docs
+    for service in platform_services():
+        files[f"{service.folder}.yaml"] = service_docs(service)
     return files
+
+
+def service_docs(service: PlatformService) -> list[dict]:
+    folder, cli, image = service.folder, service.cli, f"bio-{service.folder}"
+    api_res, worker_res, max_workers = SIZING.get(folder, DEFAULT_SIZING)
+    docs = [*api(folder, image, [cli, "serve", "--host", "0.0.0.0", "--port", "8000"], api_res, 1),
+            hpa(folder, (1, 5)),
+            worker(f"{folder}-worker", image, [cli, "worker"], worker_res),
+            hpa(f"{folder}-worker", (1, max_workers))]
+    if service.beat:  # one scheduler for the periodic schedule, never scaled
+        beat = worker(f"{folder}-beat", image, ["celery", "-A", f"{service.package}.tasks", "beat",
+                                                "--schedule", "/tmp/celerybeat-schedule"],
+                      ("50m", "256Mi", "512Mi"))
+        container = beat["spec"]["template"]["spec"]["containers"][0]
+        container["name"] = "beat"
+        for key in ("ports", "livenessProbe", "env"):
+            container.pop(key)
+        beat["spec"]["template"]["metadata"]["annotations"]["prometheus.io/scrape"] = "false"
+        beat["spec"]["strategy"] = {"type": "Recreate"}
+        docs.append(beat)
+    return docs
 
 
 def render(docs: list[dict]) -> str:

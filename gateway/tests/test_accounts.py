@@ -184,7 +184,22 @@ def test_account_deletion_waits_for_every_service(gateway_factory):
     assert gw.post("/api/v1/auth/login", data={"username": "bob@example.org", "password": PASSWORD}).status_code == 403
 
 
-def test_services_refuse_purge_without_admin_identity(gw):
-    h = user(gw, "mallory@example.org")
-    r = gw.delete("/api/v1/fingerprint/admin/owners/someone", headers=h)
+def test_purge_routes_are_not_reachable_through_the_gateway(gw):
+    from bio_testing.shared import identity_headers
+
+    victim = register(gw, "victim@example.org")
+    for headers in (user(gw, "mallory@example.org"), make_admin(gw)):
+        for path in ("/api/v1/fingerprint/admin/owners/{}", "/api/v1/faces//admin/owners/{}",
+                     "/api/v1/verify/admin/owners/{}/", "/api/v1/contours/%61dmin/owners/{}"):
+            r = gw.delete(path.format(victim["id"]), headers=headers)
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (path, r.text)
+    # the service itself still refuses a non-admin identity (the gateway's own purge call is admin)
+    upstream = gw.app.state.upstreams["fingerprint"]
+    secret = gw.app.state.settings.internal_secret
+    from fastapi.testclient import TestClient
+
+    direct = TestClient(upstream.service_app)  # its lifespan already ran inside the gateway's
+    r = direct.delete("/api/v1/fingerprint/admin/owners/x", headers=identity_headers(secret, "m", "user"))
     assert r.status_code == 403
+    paths = gw.get("/openapi.json").json()["paths"]
+    assert not [p for p in paths if "/admin/owners" in p]

@@ -114,7 +114,7 @@ def create_app(
         app.include_router(router)
     for upstream in upstreams:
         app.mount(upstream.prefix, ServiceProxy(upstream, accounts, limiter, settings), name=upstream.name)
-    install_openapi(app, schemas)
+    install_openapi(app, schemas, prefixes={u.name: u.prefix for u in upstreams})
     app.add_middleware(AuditMiddleware, audit=audit, observers=[WebhookObserver(webhooks)])
     app.add_middleware(MetricsMiddleware, service="gateway")
     if settings.cors_origins:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -19,11 +20,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bio_gateway.audit.middleware import note_principal
+from bio_gateway.exceptions import InvalidToken, NotAuthenticated
 from bio_gateway.ratelimit import RateLimiter
 from bio_gateway.service import Accounts, Principal
 from bio_gateway.settings import GatewaySettings
 from bio_shared.app import MULTIPART_OVERHEAD, BodyLimitMiddleware
-from bio_shared.errors import BioError, PayloadTooLarge, Unauthorized, error_body
+from bio_shared.errors import BioError, NotFound, PayloadTooLarge, error_body
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
 from bio_shared.metrics import UPSTREAM_ERRORS
@@ -36,6 +38,16 @@ _DROP_REQUEST = {b"host", b"connection", b"keep-alive", b"proxy-authorization", 
                  b"transfer-encoding", b"upgrade", b"authorization", b"x-api-key", b"cookie",
                  IDENTITY_HEADER.lower().encode(), b"x-request-id", b"x-forwarded-for"}
 _DROP_RESPONSE = {b"connection", b"keep-alive", b"transfer-encoding", b"server", b"date", b"x-request-id"}
+# Service routes for the gateway alone (it calls them directly, never through this proxy): the
+# per-account purge. A public request for them is answered as if they did not exist.
+INTERNAL_SUFFIXES = ("/admin/owners",)
+_SLASHES = re.compile(r"/{2,}")
+
+
+def is_internal_path(prefix: str, path: str) -> bool:
+    """``path`` as the service will route it (percent-decoded, repeated slashes folded)."""
+    rest = _SLASHES.sub("/", path)[len(prefix):].rstrip("/")
+    return any(rest == s or rest.startswith(s + "/") for s in INTERNAL_SUFFIXES)
 
 
 class UpstreamError(Exception):
@@ -209,12 +221,12 @@ class Authenticator:
         if auth:
             scheme, _, token = auth.decode("latin-1").partition(" ")
             if scheme.lower() != "bearer" or not token:
-                raise Unauthorized("Authorization must be 'Bearer <token>'", code="invalid_token")
+                raise InvalidToken("Authorization must be 'Bearer <token>'")
             return await self._resolve(self.accounts.principal_from_token, token.strip())
         key = headers.get(b"x-api-key")
         if key:
             return await self._resolve(self.accounts.principal_from_api_key, key.decode("latin-1").strip())
-        raise Unauthorized("send a Bearer access token or an X-API-Key header", code="not_authenticated")
+        raise NotAuthenticated()
 
     @staticmethod
     async def _resolve(fn, credential: str) -> Principal:
@@ -241,6 +253,8 @@ class ServiceProxy:
             return
         headers = dict(scope.get("headers", ()))
         try:
+            if is_internal_path(self.upstream.prefix, scope["path"]):
+                raise NotFound("not found", code="not_found")
             principal = await self.authenticate(headers)
             note_principal(scope, principal, headers)
             await self.limiter.hit("api", principal.account_id, self.settings.rate_limit_api)

@@ -11,9 +11,9 @@ import asyncio
 import logging
 from typing import Any
 
+from bio_gateway.exceptions import PurgeIncomplete
 from bio_gateway.proxy import Upstream, UpstreamError
 from bio_gateway.settings import GatewaySettings
-from bio_shared.errors import ServiceUnavailable
 from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 from bio_shared.logging import request_id_var
 
@@ -38,6 +38,5 @@ async def purge_account(upstreams: list[Upstream], account_id: str, actor_id: st
     failed = {name: why for name, why in results.items() if not isinstance(why, dict)}
     if failed:
         log.warning("purge of account %s incomplete: %s", account_id, failed)
-        raise ServiceUnavailable("the account is disabled but some services could not delete its data yet; "
-                                 "repeat the request", code="purge_incomplete", details=failed)
+        raise PurgeIncomplete(details=failed)
     return results

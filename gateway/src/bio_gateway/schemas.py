@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field
+
+from bio_shared.schemas import SafeName
 
 
 class RegisterIn(BaseModel):
@@ -12,6 +14,8 @@ class RegisterIn(BaseModel):
 
 
 class TokenOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     access_token: str
     token_type: Literal["bearer"] = "bearer"
     expires_in: int = Field(description="seconds until the access token expires")
@@ -37,6 +41,8 @@ class AccountOut(BaseModel):
 class AccountList(BaseModel):
     items: list[AccountOut]
     total: int
+    limit: int
+    offset: int
 
 
 class AccountPatch(BaseModel):
@@ -45,7 +51,7 @@ class AccountPatch(BaseModel):
 
 
 class ApiKeyIn(BaseModel):
-    name: str = Field(min_length=1, max_length=100)
+    name: Annotated[SafeName, Field(min_length=1, max_length=100)]
 
 
 class ApiKeyOut(BaseModel):
@@ -60,8 +66,11 @@ class ApiKeyOut(BaseModel):
 
 
 class ApiKeyCreated(ApiKeyOut):
+    model_config = ConfigDict(from_attributes=True)
+
     key: str = Field(description="the secret key; shown once, send it as X-API-Key")
 
 
 class ApiKeyList(BaseModel):
     items: list[ApiKeyOut]
+    total: int

@@ -13,6 +13,21 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bio_gateway.exceptions import (
+    AccountDisabled,
+    AccountNotFound,
+    ApiKeyNotFound,
+    BadCredentials,
+    EmailTaken,
+    InvalidApiKey,
+    InvalidRefreshToken,
+    LoginDisabled,
+    RefreshTokenExpired,
+    RefreshTokenReused,
+    SelfLockout,
+    TokenRevoked,
+    TooManyApiKeys,
+)
 from bio_gateway.models import Account, ApiKey, RefreshToken
 from bio_gateway.security.passwords import check_policy, hash_password, verify_password
 from bio_gateway.security.tokens import (
@@ -25,7 +40,7 @@ from bio_gateway.security.tokens import (
 )
 from bio_gateway.settings import GatewaySettings
 from bio_shared.db import session_scope, utcnow
-from bio_shared.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
+from bio_shared.errors import BadRequest, Unauthorized
 from bio_shared.jobs import new_id
 from bio_shared.metrics import AUTH_FAILURES
 
@@ -97,7 +112,7 @@ class Accounts:
             with session_scope(self.sessions) as db:
                 db.add(account)
         except IntegrityError as exc:
-            raise Conflict("an account with this e-mail already exists", code="email_taken") from exc
+            raise EmailTaken() from exc
         return account
 
     def ensure_admin(self, email: str, password: str | None) -> tuple[Account, bool]:
@@ -121,10 +136,10 @@ class Accounts:
             account = db.scalar(select(Account).where(Account.email == normalise_email(email)))
         if not verify_password(password, account.password_hash if account else None):
             AUTH_FAILURES.labels("bad_credentials").inc()
-            raise Unauthorized("incorrect e-mail or password", code="bad_credentials")
+            raise BadCredentials()
         if not account.is_active:
             AUTH_FAILURES.labels("account_disabled").inc()
-            raise Forbidden("this account is disabled", code="account_disabled")
+            raise LoginDisabled()
         with session_scope(self.sessions) as db:
             db.execute(update(Account).where(Account.id == account.id).values(last_login_at=utcnow()))
             return self._issue(db, account, family_id=new_id())
@@ -132,7 +147,7 @@ class Accounts:
     def _issue(self, db: Session, account: Account, family_id: str) -> TokenPair:
         s = self.settings
         access, _ = create_access_token(account.id, account.role, secret=s.jwt_secret, issuer=s.jwt_issuer,
-                                        ttl_s=s.access_token_ttl_s)
+                                        ttl_s=s.access_token_ttl_s, generation=account.token_generation or 0)
         refresh = new_refresh_token()
         db.add(RefreshToken(id=new_id(), account_id=account.id, family_id=family_id, token_hash=sha256_hex(refresh),
                             created_at=utcnow(), expires_at=utcnow() + timedelta(seconds=s.refresh_token_ttl_s)))
@@ -146,7 +161,7 @@ class Accounts:
             row = db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(refresh_token)))
             if row is None:
                 AUTH_FAILURES.labels("invalid_refresh").inc()
-                raise Unauthorized("invalid refresh token", code="invalid_refresh_token")
+                raise InvalidRefreshToken()
             spent = db.execute(
                 update(RefreshToken)
                 .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
@@ -159,17 +174,16 @@ class Accounts:
                     AUTH_FAILURES.labels("refresh_reuse").inc()
                     log.warning("refresh token reuse detected; family %s revoked", row.family_id)
                     db.commit()
-                    raise Unauthorized("refresh token was already used; all sessions of this login are revoked",
-                                       code="refresh_token_reused")
-                raise Unauthorized("refresh token was revoked", code="invalid_refresh_token")
+                    raise RefreshTokenReused()
+                raise InvalidRefreshToken("refresh token was revoked")
             if row.expires_at < now:
-                raise Unauthorized("refresh token has expired", code="refresh_token_expired")
+                raise RefreshTokenExpired()
             account = db.get(Account, row.account_id)
             if account is None or not account.is_active:
                 self._revoke_family(db, row.family_id, now)
                 db.commit()
                 AUTH_FAILURES.labels("account_disabled").inc()
-                raise Unauthorized("account is disabled or deleted", code="account_disabled")
+                raise AccountDisabled()
             return self._issue(db, account, family_id=row.family_id)
 
     def logout(self, refresh_token: str) -> None:
@@ -187,7 +201,7 @@ class Accounts:
         with self.sessions() as db:
             account = db.get(Account, account_id)
         if account is None:
-            raise NotFound("account not found", code="account_not_found")
+            raise AccountNotFound()
         return account
 
     def list(self, limit: int, offset: int) -> tuple[list[Account], int]:
@@ -198,30 +212,39 @@ class Accounts:
 
     def update(self, account_id: str, *, is_active: bool | None, role: str | None, actor: str) -> Account:
         if account_id == actor and (is_active is False or role == "user"):
-            raise BadRequest("admins cannot disable or demote themselves", code="self_lockout")
+            raise SelfLockout("admins cannot disable or demote themselves")
         with session_scope(self.sessions) as db:
             account = db.get(Account, account_id)
             if account is None:
-                raise NotFound("account not found", code="account_not_found")
+                raise AccountNotFound()
             if is_active is not None:
                 account.is_active = is_active
                 if not is_active:
-                    db.execute(update(RefreshToken).where(RefreshToken.account_id == account_id,
-                                                          RefreshToken.revoked_at.is_(None))
-                               .values(revoked_at=utcnow()))
+                    self._revoke_all(db, account)
             if role is not None:
                 account.role = role
         self._accounts.drop(account_id)
         self._keys.clear()
         return account
 
+    @staticmethod
+    def _revoke_all(db: Session, account: Account) -> None:
+        """Everything that lets the account in: refresh tokens, API keys, and (through the token
+        generation) every access token issued so far. Enabling the account again restores none."""
+        now = utcnow()
+        account.token_generation = (account.token_generation or 0) + 1
+        db.execute(update(RefreshToken).where(RefreshToken.account_id == account.id,
+                                              RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
+        db.execute(update(ApiKey).where(ApiKey.account_id == account.id, ApiKey.revoked_at.is_(None))
+                   .values(revoked_at=now))
+
     def delete(self, account_id: str, *, actor: str) -> None:
         if account_id == actor:
-            raise BadRequest("admins cannot delete themselves", code="self_lockout")
+            raise SelfLockout("admins cannot delete themselves")
         with session_scope(self.sessions) as db:
             account = db.get(Account, account_id)
             if account is None:
-                raise NotFound("account not found", code="account_not_found")
+                raise AccountNotFound()
             db.delete(account)
         self._accounts.drop(account_id)
         self._keys.clear()
@@ -235,7 +258,7 @@ class Accounts:
             active = db.scalar(select(func.count()).select_from(ApiKey)
                                .where(ApiKey.account_id == account_id, ApiKey.revoked_at.is_(None))) or 0
             if active >= 50:
-                raise Conflict("an account can hold at most 50 active API keys", code="too_many_api_keys")
+                raise TooManyApiKeys()
             db.add(row)
         return row, key
 
@@ -248,7 +271,7 @@ class Accounts:
         with session_scope(self.sessions) as db:
             row = db.get(ApiKey, key_id)
             if row is None or row.account_id != account_id:
-                raise NotFound("API key not found", code="api_key_not_found")
+                raise ApiKeyNotFound()
             if row.revoked_at is None:
                 row.revoked_at = utcnow()
         self._keys.clear()
@@ -264,7 +287,7 @@ class Accounts:
         except Unauthorized as exc:
             AUTH_FAILURES.labels(exc.code).inc()
             raise
-        role = self._active_role(claims.account_id, cached_only)
+        role = self._active_role(claims.account_id, cached_only, generation=claims.generation)
         return Principal(claims.account_id, role, "jwt")
 
     def principal_from_api_key(self, key: str, cached_only: bool = False) -> Principal:
@@ -286,23 +309,27 @@ class Accounts:
                     row = None
         if row is None:
             AUTH_FAILURES.labels("invalid_api_key").inc()
-            raise Unauthorized("invalid API key", code="invalid_api_key")
+            raise InvalidApiKey()
         principal = Principal(row.account_id, self._active_role(row.account_id), "api_key")
         self._keys.put(digest, principal)
         return principal
 
-    def _active_role(self, account_id: str, cached_only: bool = False) -> str:
-        """The current role of an active account (cached for account_cache_ttl_s)."""
+    def _active_role(self, account_id: str, cached_only: bool = False, generation: int | None = None) -> str:
+        """The current role of an active account (cached for account_cache_ttl_s). ``generation``
+        (of an access token) must be the account's current one."""
         cached = self._accounts.get(account_id)
         if cached is None:
             if cached_only:
                 raise LookupError(account_id)
             with self.sessions() as db:
                 account = db.get(Account, account_id)
-            cached = (account.is_active, account.role) if account else (False, "user")
+            cached = (account.is_active, account.role, account.token_generation or 0) if account else (False, "user", 0)
             self._accounts.put(account_id, cached)
-        active, role = cached  # type: ignore[misc]
+        active, role, current = cached  # type: ignore[misc]
         if not active:
             AUTH_FAILURES.labels("account_disabled").inc()
-            raise Unauthorized("account is disabled or deleted", code="account_disabled")
+            raise AccountDisabled()
+        if generation is not None and generation != current:
+            AUTH_FAILURES.labels("token_revoked").inc()
+            raise TokenRevoked()
         return role

@@ -25,6 +25,8 @@ class GatewaySettings(CommonSettings):
     cors_origins: list[str] = Field(default_factory=list)
     rate_limit_api: str = "600/minute"  # per account, on every service call
     rate_limit_login: str = "10/minute"  # per client IP
+    # per account (the e-mail tried), whatever the IP: a distributed guess of one password is bounded too
+    rate_limit_login_account: str = "20/15 minutes"
     rate_limit_register: str = "5/minute"  # per client IP
     rate_limit_storage: str = ""  # empty -> redis_url if set, else memory://
     trust_forwarded_for: bool = False  # take the client IP from X-Forwarded-For (behind a trusted proxy)

@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from bio_face_recognition.cli import main
 from bio_face_recognition.evaluation import Dataset, Sample, eer, rank1, verification
 from bio_face_recognition.models import FaceEmbedding, FaceEvent
+from bio_face_recognition.runtime import face_state
 from bio_shared.db import session_scope
 from bio_testing.shared import sample_jpeg
 
@@ -27,10 +28,10 @@ def cli_env(monkeypatch, tmp_path):
     return url
 
 
-def _service():
+def _runtime():
     from bio_face_recognition.app import build
 
-    return build().options["faces"]
+    return build()
 
 
 def test_enroll_dir_reports_every_file_and_reembed_recomputes_old_model_embeddings(cli_env, tmp_path, data_dir,
@@ -57,32 +58,43 @@ def test_enroll_dir_reports_every_file_and_reembed_recomputes_old_model_embeddin
     assert lines["hopkins/broken.jpg"]["code"] == "corrupt_image"
     assert lines["stray.jpg"]["code"] == "no_person_folder"
 
-    svc = _service()
-    with session_scope(svc.rt.sessions) as s:
+    rt = _runtime()
+    state = face_state(rt)
+    with session_scope(rt.sessions) as s:
         event = s.scalar(select(FaceEvent).where(FaceEvent.name == "lobby"))
         assert event.owner_id == "acct-cli"
         s.execute(update(FaceEmbedding).values(model_version="old-version"))
         s.execute(update(FaceEvent).values(keep_images=True))
         before = {e.id: e.vector for e in s.scalars(select(FaceEmbedding))}
     # embeddings of another model version are not searched
-    assert len(svc.cache.get(svc.rt.sessions(), event, svc.model)) == 0
+    with rt.sessions() as s:
+        assert len(state.galleries.get(s, event, state.model)) == 0
     main(["reembed", "--dry-run"])
     assert json.loads(capsys.readouterr().out) | {"failures": []} == {
-        "stale": 2, "recomputed": 0, "no_image": 2, "failed": 0, "model": svc.model[0], "model_version": svc.model[1],
+        "stale": 2, "recomputed": 0, "no_image": 2, "failed": 0, "model": state.model[0], "model_version": state.model[1],
         "failures": []}
 
-    # a person enrolled into an event that keeps its images can be re-embedded
+    # the same folder again: the pictures the people already have are skipped, not enrolled twice
+    with pytest.raises(SystemExit):
+        main(["enroll-dir", str(people), "--owner", "acct-cli", "--event", "lobby"])
+    again = json.loads(capsys.readouterr().out)
+    assert (again["enrolled"], again["skipped"], again["skipped_by_code"]) == (0, 2, {"duplicate_image": 2})
+
+    # a person enrolled into an event that keeps its images can be re-embedded (rows enrolled before
+    # the content hash existed have none: they are not taken for duplicates)
+    with session_scope(rt.sessions) as s:
+        s.execute(update(FaceEmbedding).values(content_sha256=None))
     with pytest.raises(SystemExit):
         main(["enroll-dir", str(people), "--owner", "acct-cli", "--event", "lobby"])
     capsys.readouterr()
-    with session_scope(svc.rt.sessions) as s:
+    with session_scope(rt.sessions) as s:
         s.execute(update(FaceEmbedding).values(model_version="old-version"))
     main(["reembed"])
     out = json.loads(capsys.readouterr().out)
     assert (out["stale"], out["recomputed"], out["no_image"]) == (4, 2, 2)
-    with svc.rt.sessions() as s:
+    with rt.sessions() as s:
         rows = list(s.scalars(select(FaceEmbedding)))
-    fresh = [r for r in rows if r.model_version == svc.model[1]]
+    fresh = [r for r in rows if r.model_version == state.model[1]]
     assert len(fresh) == 2 and all(r.image_key for r in fresh)
     old = next(v for v in before.values())
     assert any(np.linalg.norm(np.frombuffer(r.vector, "<f4") - np.frombuffer(old, "<f4")) < 0.05 for r in fresh)

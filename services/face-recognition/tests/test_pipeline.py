@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from bio_face_recognition.engine.gallery import Gallery, confidence
+from bio_face_recognition.engine.gallery import Gallery
 from bio_face_recognition.engine.models import EMBEDDING_DIM, load_models
 from bio_face_recognition.engine.pipeline import FacePipeline, detection_scale, plain_dlib_faces
 from bio_testing.shared import decode_file
@@ -34,8 +34,11 @@ def embeddings(pipeline, data_dir):
 def test_embeddings_are_128_float32_and_carry_the_model_identity(embeddings, pipeline):
     for v in embeddings.values():
         assert v.shape == (EMBEDDING_DIM,) and v.dtype == np.float32 and np.isfinite(v).all()
-    assert pipeline.model_name == "dlib_face_recognition_resnet_model_v1"
-    assert "+" in pipeline.model_version and len(pipeline.model_version.split("+")[1]) == 12
+    # the platform's one id for the dlib descriptor, and its one loader (shared with face-verify)
+    from bio_shared.model_registry import DLIB_RESNET_V1, load
+
+    assert (pipeline.model_name, pipeline.model_version) == (DLIB_RESNET_V1.name, DLIB_RESNET_V1.version)
+    assert pipeline.net is load(DLIB_RESNET_V1)
 
 
 def test_same_person_is_below_the_threshold_and_different_people_above(embeddings):
@@ -148,7 +151,7 @@ def test_gallery_search_is_exact_against_brute_force():
         q = rng.normal(0, 0.1, 128).astype(np.float32)
         d = np.linalg.norm(matrix - q, axis=1)
         best = {}
-        for p, e, dist in zip(people, ids, d):
+        for p, e, dist in zip(people, ids, d, strict=True):
             if p not in best or dist < best[p][0]:
                 best[p] = (dist, e)
         expected = sorted(best.items(), key=lambda kv: kv[1][0])[:7]
@@ -166,9 +169,16 @@ def test_empty_gallery_and_k_larger_than_it():
     assert [c.person_id for c in g.search(np.eye(1, 128, dtype=np.float32)[0], 10)] == ["a", "b"]
 
 
-def test_confidence_is_in_0_1_and_strictly_decreasing():
+def test_confidence_is_the_platform_calibration_in_0_1_and_strictly_decreasing(tmp_path):
+    """One distance-to-score mapping for the platform (the file face-verify fits), used by this service."""
+    from bio_face_recognition.runtime import new_state
+    from bio_face_recognition.settings import FaceRecognitionSettings
+    from bio_shared.scoring import load_calibration
+
+    cal = load_calibration("dlib_resnet_v1")
+    state = new_state(FaceRecognitionSettings(env="test", var_dir=tmp_path))
     d = np.linspace(0, 2, 201)
-    c = np.array([confidence(x) for x in d])
+    c = np.array([state.confidence(x) for x in d])
     assert (c >= 0).all() and (c <= 1).all() and (np.diff(c) < 0).all()
-    assert confidence(0.6) == pytest.approx(0.5)
-    assert confidence(0.4) > 0.9 and confidence(0.8) < 0.1
+    assert [state.confidence(x) for x in d[::20]] == [cal.score(x) for x in d[::20]]
+    assert state.confidence(cal.midpoint) == pytest.approx(0.5) and cal.model == state.model[0]

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bio_testing.shared import png_bytes, sample_jpeg, wait_for_job
+from bio_testing.shared import png_bytes, sample_jpeg, truncated_png, wait_for_job
 
 P = "/api/v1/fingerprint"
 DB1 = "fvc2002/DB1_B"
@@ -147,7 +147,7 @@ def test_bad_inputs_get_clear_4xx(start, fp_root, data_dir, blank_png):
 def test_batch_job_reports_a_broken_file_and_finishes_the_rest(start, fp_root):
     svc = start()
     files = [("files", _file(fp_root, f"{DB1}/105_1.tif")),
-             ("files", ("broken.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 40, "image/png")),
+             ("files", ("broken.png", truncated_png((fp_root / DB1 / "105_3.tif").read_bytes()), "image/png")),
              ("files", _file(fp_root, f"{DB1}/105_2.tif"))]
     r = svc.client.post(f"{P}/jobs/process", files=files, data={"subject": "erin", "finger": "4",
                                                                 "steps": '[{"op": "clahe", "clip_limit": 2}]'},

@@ -4,15 +4,20 @@
   task returns, and re-queued if the worker child dies mid-task.
 * ``worker_prefetch_multiplier=1``: a worker never hoards jobs it cannot start.
 * The jobs table stays the source of truth (see :mod:`bio_shared.jobs`); the broker carries ids.
+* Broker restarts: a worker retries the broker every 0.5-2 s (Celery's default backs off to 30 s)
+  and, each time it reconnects, re-sends the pending jobs, whose messages a restarted broker may
+  have lost; without this they would wait ``job_redispatch_after_s`` for the reaper.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
+from celery.worker.consumer import Consumer
 
 from bio_shared.db import dispose_engines
 from bio_shared.jobs import JobQueue
@@ -43,11 +48,56 @@ def make_celery(service: str, settings: CommonSettings) -> Celery:
         broker_connection_timeout=2,
         task_publish_retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5},
         broker_transport_options={"visibility_timeout": settings.celery_visibility_timeout_s},
+        worker_consumer="bio_shared.celery_app:QuickReconnectConsumer",
         task_serializer="json",
         accept_content=["json"],
         enable_utc=True,
     )
     return app
+
+
+class QuickReconnectConsumer(Consumer):
+    """The worker's consumer, retrying a lost broker every 0.5 s, backing off to 2 s at most."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        original = conn.ensure_connection
+
+        def quick(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("interval_start", 0.5)
+            kwargs.setdefault("interval_step", 0.5)
+            kwargs.setdefault("interval_max", 2.0)
+            return original(*args, **kwargs)
+
+        conn.ensure_connection = quick
+        return super().ensure_connected(conn)
+
+
+def recover_on_reconnect(app: Celery, queue: JobQueue) -> None:
+    """A consumer step: started on each connection to the broker. The first one is the worker's
+    start (its reap runs at worker_ready); every later one is a reconnect, which re-sends the
+    service's pending jobs, off the consumer's thread."""
+
+    class RecoverPending(bootsteps.StartStopStep):
+        requires = ("celery.worker.consumer.tasks:Tasks",)
+
+        def __init__(self, parent: Any, **kwargs: Any) -> None:
+            super().__init__(parent, **kwargs)
+            self.connections = 0
+
+        def start(self, parent: Any) -> None:
+            self.connections += 1
+            if self.connections > 1:
+                threading.Thread(target=_recover, args=(queue,), name=f"recover-{queue.service}", daemon=True).start()
+
+    app.steps["consumer"].add(RecoverPending)
+
+
+def _recover(queue: JobQueue) -> None:
+    try:
+        sent = queue.recover_pending()
+        log.warning("broker reconnected: %s pending job(s) of %s sent again", sent, queue.service)
+    except Exception:
+        log.exception("re-sending pending jobs of %s after a broker reconnect failed", queue.service)
 
 
 def register_job_task(app: Celery, queue: JobQueue) -> Any:
@@ -72,7 +122,9 @@ def register_job_task(app: Celery, queue: JobQueue) -> Any:
 
 
 def install_worker_hooks(app: Celery, queue: JobQueue, *, log_level: str = "INFO") -> None:
-    """Fork safety, logging, metrics endpoint and a reap of orphaned jobs when the worker starts."""
+    """Fork safety, logging, metrics endpoint, a reap of orphaned jobs when the worker starts, and
+    re-sending pending jobs when it reconnects to the broker."""
+    recover_on_reconnect(app, queue)
 
     @signals.worker_process_init.connect(weak=False)
     def _child_init(**_: Any) -> None:

@@ -7,6 +7,7 @@ distributed one).
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,13 +54,45 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.close()
 
 
+def private_dir(path: Path) -> Path:
+    """Create ``path`` and its missing parents as 0700 (whatever the umask); existing folders are
+    left as they are."""
+    missing = []
+    p = Path(path)
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            continue  # another process made it first
+        os.chmod(folder, 0o700)
+    return Path(path)
+
+
+def private_sqlite_file(path: Path) -> None:
+    """The database holds biometric data: the file is the platform user's alone (0600). SQLite gives
+    its -wal and -shm files the database file's mode."""
+    private_dir(path.parent)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    except PermissionError:  # a file of another user: SQLite will say what it can or cannot do
+        pass
+    finally:
+        os.close(fd)
+
+
 def normalise_url(url: str) -> str:
-    """``postgresql://`` means psycopg 3 here; create SQLite's folder on the way."""
+    """``postgresql://`` means psycopg 3 here; create SQLite's folder and file (private) on the way."""
     u = make_url(url)
     if u.drivername in ("postgresql", "postgres"):
         u = u.set(drivername="postgresql+psycopg")
-    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:":
-        Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    if u.drivername.startswith("sqlite") and u.database and u.database != ":memory:" \
+            and not u.database.startswith("file:"):
+        private_sqlite_file(Path(u.database))
     return u.render_as_string(hide_password=False)
 
 

@@ -2,39 +2,37 @@
 
 The jobs table is the source of truth; the broker only carries job ids. A job is *claimed* by an
 atomic conditional UPDATE that also sets a lease. A worker that dies leaves a job whose lease
-expires; the reaper (Celery beat, worker start-up, and every status read) then re-dispatches it,
-or marks it failed with the reason once its attempts are used up. The same job id delivered twice
-(late ack re-delivery plus a reaper re-dispatch) runs once, because only one claim can win.
-"""
+expires; the reaper (worker start-up, the API's reaper thread, status reads) re-dispatches it, or
+fails it once its attempts are used up; a worker that reconnects to the broker re-sends the pending
+jobs (their messages may be lost). A job id delivered twice runs once: only one claim can win."""
 
 from __future__ import annotations
 
 import enum
 import json
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import JSON, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from bio_shared.db import UTCDateTime, session_scope, utcnow
+from bio_shared.dispatchers import CeleryDispatcher, Dispatcher, ThreadDispatcher  # noqa: F401  (re-exported)
 from bio_shared.errors import BioError, NotFound, ServiceUnavailable
 from bio_shared.identity import Identity
-from bio_shared.logging import request_id_var, service_var
+from bio_shared.logging import request_id_var
 from bio_shared.metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS
 from bio_shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
 
 
-class JobStatus(str, enum.Enum):
+class JobStatus(enum.StrEnum):
     pending = "pending"
     running = "running"
     succeeded = "succeeded"
@@ -90,53 +88,6 @@ class JobContext:
 
 
 Handler = Callable[[JobContext], dict[str, Any]]
-
-
-class Dispatcher(Protocol):
-    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None: ...
-
-
-class ThreadDispatcher:
-    """Embedded mode: jobs run in this process on worker threads, off the request thread."""
-
-    def __init__(self, queue: JobQueue, threads: int) -> None:
-        self.queue = queue
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=f"jobs-{queue.service}")
-
-    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None:
-        if countdown > 0:
-            timer = threading.Timer(countdown, self.dispatch, args=(job_id,), kwargs={"request_id": request_id})
-            timer.daemon = True
-            timer.start()
-            return
-        self.pool.submit(self._run, job_id, request_id)
-
-    def _run(self, job_id: str, request_id: str | None) -> None:
-        token = request_id_var.set(request_id)
-        service_var.set(self.queue.service)  # pool threads only ever run this service's jobs
-        try:
-            outcome = self.queue.execute(job_id)
-            if outcome.retry_in is not None:
-                self.dispatch(job_id, countdown=outcome.retry_in, request_id=request_id)
-        except Exception:
-            log.exception("embedded job %s crashed", job_id)
-        finally:
-            request_id_var.reset(token)
-
-    def shutdown(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
-
-
-class CeleryDispatcher:
-    """Distributed mode: the job id goes to this service's own queue."""
-
-    def __init__(self, task: Any, queue_name: str) -> None:
-        self.task = task
-        self.queue_name = queue_name
-
-    def dispatch(self, job_id: str, *, countdown: float = 0.0, request_id: str | None = None) -> None:
-        self.task.apply_async(args=[job_id], queue=self.queue_name, countdown=countdown or None,
-                              headers={"request_id": request_id})
 
 
 @dataclass
@@ -315,6 +266,35 @@ class JobQueue:
                 except Exception:
                     log.exception("requeue of job %s failed", job_id)
         return counts
+
+    def recover_pending(self, grace_s: float = 1.0, window_s: float = 5.0) -> int:
+        """Send every pending job again, whatever its lease, when a worker reconnects to a broker that
+        may have lost its queue: they run in seconds, not after ``job_redispatch_after_s``. Jobs newer
+        than ``grace_s`` or re-sent by another process in the last ``window_s`` are skipped; a job
+        whose message survived is delivered twice and the atomic claim runs it once."""
+        now = utcnow()
+        hold = now + timedelta(seconds=self.settings.job_redispatch_after_s)
+        recently_sent = hold - timedelta(seconds=window_s)
+        m = self.model
+        with self.sessions() as s:
+            rows = list(s.execute(select(m.id, m.request_id).where(
+                m.status == JobStatus.pending.value, m.attempts < self.settings.job_max_attempts,
+                m.created_at < now - timedelta(seconds=grace_s),
+                or_(m.lease_expires_at.is_(None), m.lease_expires_at < recently_sent)).limit(5000)))
+        sent = 0
+        for job_id, rid in rows:  # conditional: two reconnecting workers do not both send a job
+            with session_scope(self.sessions) as s:
+                changed = s.execute(
+                    update(m).where(m.id == job_id, m.status == JobStatus.pending.value,
+                                    or_(m.lease_expires_at.is_(None), m.lease_expires_at < recently_sent))
+                    .values(lease_expires_at=hold)).rowcount
+            try:
+                if changed:
+                    self._dispatcher().dispatch(job_id, request_id=rid)
+                    sent += int(changed)
+            except Exception:
+                log.warning("re-dispatch of job %s after broker reconnect failed", job_id, exc_info=True)
+        return sent
 
     # -- internals --------------------------------------------------------------------------------
     def _abandon(self, job_id: str, kind: str, params: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from passlib.context import CryptContext
 
-from bio_shared.errors import Unprocessable
+from bio_gateway.exceptions import PasswordTooLong, WeakPassword
 
 _context = CryptContext(schemes=["bcrypt_sha256"], deprecated="auto", bcrypt_sha256__rounds=12)
 # A valid hash of a random password, verified when the account does not exist so that a login for
@@ -21,9 +21,9 @@ _DUMMY_HASH = _context.hash("not-a-real-password-5d1c3f")
 def check_policy(password: str, *, min_length: int, max_bytes: int) -> None:
     size = len(password.encode("utf-8"))
     if len(password) < min_length:
-        raise Unprocessable(f"password must be at least {min_length} characters", code="weak_password")
+        raise WeakPassword(f"password must be at least {min_length} characters")
     if size > max_bytes:
-        raise Unprocessable(f"password must be at most {max_bytes} bytes", code="password_too_long")
+        raise PasswordTooLong(f"password must be at most {max_bytes} bytes")
 
 
 def hash_password(password: str) -> str:

@@ -1,6 +1,8 @@
 """JWT access tokens (python-jose, HS256) and opaque refresh tokens / API keys.
 
-Access tokens carry ``typ=access``; nothing else is accepted as one. Refresh tokens are random
+Access tokens carry ``typ=access`` and the account's token generation ``gen`` (raised when an
+account is disabled, so re-enabling it does not bring its old tokens back); nothing else is accepted
+as one, and exp, aud, iss, sub and iat must all be present. Refresh tokens are random
 strings (never JWTs), stored only as SHA-256, so a refresh token can never pass as an access token.
 """
 
@@ -14,10 +16,12 @@ from dataclasses import dataclass
 
 from jose import ExpiredSignatureError, JWTError, jwt
 
-from bio_shared.errors import Unauthorized
+from bio_gateway.exceptions import InvalidToken, TokenExpired
 
 ALGORITHM = "HS256"
 AUDIENCE = "bio-api"
+# python-jose checks exp/aud/iss only when present unless told they are required.
+_REQUIRED = {f"require_{c}": True for c in ("exp", "aud", "iss", "sub", "iat")}
 
 
 @dataclass(frozen=True)
@@ -25,27 +29,31 @@ class AccessClaims:
     account_id: str
     role: str
     expires_at: int
+    generation: int = 0
 
 
-def create_access_token(account_id: str, role: str, *, secret: str, issuer: str, ttl_s: int) -> tuple[str, int]:
+def create_access_token(account_id: str, role: str, *, secret: str, issuer: str, ttl_s: int,
+                        generation: int = 0) -> tuple[str, int]:
     now = int(time.time())
     claims = {"sub": account_id, "role": role, "typ": "access", "iss": issuer, "aud": AUDIENCE,
-              "iat": now, "nbf": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex}
+              "iat": now, "nbf": now, "exp": now + ttl_s, "jti": uuid.uuid4().hex, "gen": generation}
     return jwt.encode(claims, secret, algorithm=ALGORITHM), now + ttl_s
 
 
 def decode_access_token(token: str, *, secret: str, issuer: str) -> AccessClaims:
     try:
         # algorithms is a closed list: "none" and asymmetric confusions are refused by the library.
-        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=issuer)
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=issuer,
+                            options=_REQUIRED)
     except ExpiredSignatureError as exc:
-        raise Unauthorized("access token has expired", code="token_expired") from exc
+        raise TokenExpired() from exc
     except JWTError as exc:
-        raise Unauthorized("invalid access token", code="invalid_token") from exc
-    if claims.get("typ") != "access" or not claims.get("sub"):
-        raise Unauthorized("invalid access token", code="invalid_token")
+        raise InvalidToken() from exc
+    generation = claims.get("gen", 0)
+    if claims.get("typ") != "access" or not claims.get("sub") or type(generation) is not int:
+        raise InvalidToken()
     return AccessClaims(account_id=str(claims["sub"]), role=str(claims.get("role", "user")),
-                        expires_at=int(claims["exp"]))
+                        expires_at=int(claims["exp"]), generation=generation)
 
 
 def sha256_hex(value: str) -> str:

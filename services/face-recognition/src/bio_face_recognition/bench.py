@@ -130,46 +130,24 @@ def stage_latency(data_dir: Path, pipeline: FacePipeline, photos: list[Path], re
 
 
 def api_latency(data_dir: Path, enroll_photos: list[Path], probes: list[Path], reps: int = 3) -> dict[str, Any]:
-    """Enrollment p50 through the service API and identify p50 end to end through the embedded gateway
-    (JWT check, rate limit, identity signing, proxy, service, SQLite), on one process."""
+    """Enrollment and identify p50 through the service app (identity check, decoding, pipeline, SQLite), on
+    one process. What the gateway adds in front (JWT, rate limit, proxy) is measured once for every service
+    by tests/bench/gateway_overhead.py: services never import the gateway."""
     from fastapi.testclient import TestClient
 
     from bio_face_recognition.app import SERVICE
     from bio_shared.db import migrate
+    from bio_shared.identity import IDENTITY_HEADER, Identity, sign_identity
 
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"through": "service app (signed gateway identity); gateway overhead: "
+                                      "reports/gateway_overhead"}
     with tempfile.TemporaryDirectory(prefix="fr-bench-") as tmp:
-        var = Path(tmp) / "var"
-        overrides = {"env": "test", "var_dir": var, "database_url": "", "redis_url": "", "jobs_mode": "inprocess",
-                     "log_level": "WARNING"}
-        try:
-            from bio_gateway.app import create_app
-            from bio_gateway.cli import migrate_all
-            from bio_gateway.settings import GatewaySettings
-        except ImportError:  # service installed alone: measure the service app directly
-            create_app = None  # type: ignore[assignment]
-        if create_app is not None:
-            gs = GatewaySettings(env="test", var_dir=var, log_json=True, log_level="WARNING", database_url="",
-                                 redis_url="", services={}, rate_limit_api="100000/minute")
-            migrate_all(gs, with_services=False)
-            migrate(SERVICE.package, SERVICE.settings(**overrides).database_url)
-            app = create_app(gs, services={SERVICE.name: SERVICE}, service_overrides=overrides)
-            out["through"] = "embedded gateway (bio_gateway), Bearer JWT"
-        else:
-            settings = SERVICE.settings(**overrides)
-            migrate(SERVICE.package, settings.database_url)
-            app = SERVICE.create_app(settings)
-            out["through"] = "service app directly (bio_gateway not installed)"
+        settings = SERVICE.settings(env="test", var_dir=Path(tmp) / "var", database_url="", redis_url="",
+                                    jobs_mode="inprocess", log_level="WARNING")
+        migrate(SERVICE.package, settings.database_url)
+        app = SERVICE.create_app(settings)
         with TestClient(app) as c:
-            if create_app is not None:
-                pw = "bench passphrase 123"
-                c.post("/api/v1/auth/register", json={"email": "bench@example.org", "password": pw})
-                tok = c.post("/api/v1/auth/login", data={"username": "bench@example.org", "password": pw}).json()
-                headers = {"Authorization": f"Bearer {tok['access_token']}"}
-            else:
-                from bio_shared.testing import identity_headers
-
-                headers = identity_headers(app.state.runtime.settings.internal_secret, "bench")
+            headers = {IDENTITY_HEADER: sign_identity(Identity("bench", "user"), settings.internal_secret)}
             eid = c.post("/api/v1/faces/events", json={"name": "bench"}, headers=headers).json()["id"]
             times = []
             for i, p in enumerate(enroll_photos):
@@ -238,7 +216,8 @@ def db_load(n: int, rng: np.random.Generator) -> dict[str, Any]:
     from sqlalchemy import insert
 
     from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person
-    from bio_face_recognition.service import load_gallery, vector_bytes
+    from bio_face_recognition.service.common import vector_bytes
+    from bio_face_recognition.service.galleries import load_gallery
     from bio_shared.db import dispose_engines, get_engine, migrate, session_factory, utcnow
 
     m = load_models()

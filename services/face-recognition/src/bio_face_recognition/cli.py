@@ -22,42 +22,37 @@ from bio_face_recognition.app import SERVICE
 from bio_shared.cli import service_cli
 
 
-def _service(settings: Any):
+def _runtime(settings: Any) -> Any:
     from bio_face_recognition.app import build
 
-    return build(settings).options["faces"]
+    return build(settings)
 
 
-def _resolve_event(svc: Any, owner: str, ref: str, create: bool) -> str:
-    from sqlalchemy import select
+def _resolve_event(rt: Any, owner: str, ref: str, create: bool) -> str:
+    from bio_face_recognition.service.events import find_event
 
-    from bio_face_recognition.models import FaceEvent
-
-    with svc.rt.sessions() as s:
-        event_id = s.scalar(select(FaceEvent.id).where(FaceEvent.owner_id == owner,
-                                                       (FaceEvent.id == ref) | (FaceEvent.name == ref)))
-    if event_id:
-        return event_id
-    if not create:
+    event_id = find_event(rt, owner, ref, create=create)
+    if event_id is None:
         sys.exit(f"no event {ref!r} for owner {owner!r} (use --create to create it)")
-    return svc.create_event(owner, ref, {})["id"]
+    return event_id
 
 
 def enroll_dir(args: argparse.Namespace, settings: Any) -> None:
-    from bio_face_recognition.service import directory_entries
+    from bio_face_recognition.service.archive import directory_entries
+    from bio_face_recognition.service.bulk import enroll_entries
 
     root = Path(args.directory)
     if not root.is_dir():
         sys.exit(f"{root} is not a directory")
-    svc = _service(settings)
-    event_id = _resolve_event(svc, args.owner, args.event, args.create)
-    entries, total = directory_entries(root)
+    rt = _runtime(settings)
+    event_id = _resolve_event(rt, args.owner, args.event, args.create)
+    entries = directory_entries(root)
 
     def progress(fraction: float) -> None:
         print(f"\r{fraction:6.1%}", end="", file=sys.stderr, flush=True)
 
-    result = svc.enroll_entries(args.owner, event_id, entries, total, largest=args.largest, progress=progress,
-                                source_prefix=f"dir:{root.resolve().name}:" if args.resume else "")
+    result = enroll_entries(rt, args.owner, event_id, entries, len(entries), largest=args.largest, progress=progress,
+                            source_prefix=f"dir:{root.resolve().name}:" if args.resume else "")
     print(file=sys.stderr)
     text = json.dumps(result, indent=2, default=str)
     if args.report:
@@ -67,14 +62,18 @@ def enroll_dir(args: argparse.Namespace, settings: Any) -> None:
 
 
 def reembed(args: argparse.Namespace, settings: Any) -> None:
-    result = _service(settings).reembed(owner=args.owner, event_id=args.event, dry_run=args.dry_run)
+    from bio_face_recognition.service.maintenance import reembed as reembed_all
+
+    result = reembed_all(_runtime(settings), owner=args.owner, event_id=args.event, dry_run=args.dry_run)
     print(json.dumps(result, indent=2))
 
 
 def purge_unknowns(args: argparse.Namespace, settings: Any) -> None:
-    svc = _service(settings)
+    from bio_face_recognition.service.unknowns import purge_expired
+
+    rt = _runtime(settings)
     total = 0
-    while n := svc.purge_expired():
+    while n := purge_expired(rt):
         total += n
     print(json.dumps({"purged": total}))
 
@@ -147,4 +146,4 @@ def extra(sub: argparse._SubParsersAction) -> None:
 main = service_cli(SERVICE, extra=extra)
 
 if __name__ == "__main__":
-    main()
+    main(None)

@@ -83,7 +83,8 @@ def rank1(ds: Dataset, emb: dict[str, np.ndarray | None]) -> dict[str, Any]:
     for s in ds.samples:
         counts[s.identity] = counts.get(s.identity, 0) + 1
     probes = [s.path for s in ds.samples if counts[s.identity] > 1]
-    correct, misses = 0, []
+    correct = 0
+    misses: list[dict[str, Any]] = []
     for p in probes:
         q = emb.get(p)
         gallery = [(g, v) for g, v in emb.items() if g != p and v is not None]
@@ -124,7 +125,9 @@ def verification(ds: Dataset, emb: dict[str, np.ndarray | None], threshold: floa
     ident = {s.path: s.identity for s in ds.samples}
     pairs = ds.pairs if ds.pairs is not None else [
         (a.path, b.path, a.identity == b.identity) for a, b in itertools.combinations(ds.samples, 2)]
-    genuine, impostor, fails = [], [], {"genuine": 0, "impostor": 0}
+    genuine: list[float] = []
+    impostor: list[float] = []
+    fails = {"genuine": 0, "impostor": 0}
     correct = 0
     for a, b, same in pairs:
         va, vb = emb.get(a), emb.get(b)

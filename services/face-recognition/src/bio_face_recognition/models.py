@@ -10,6 +10,7 @@ each process compares it with the version of its cached embedding matrix.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -17,6 +18,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from bio_shared.db import UTCDateTime, utcnow
 from bio_shared.jobs import JobMixin, new_id
 from bio_shared.sealed import SealedBytes
+
+EVENT_SETTINGS = ("threshold", "detector", "landmarks", "top_k", "keep_images", "min_face_px",
+                  "unknown_retention_s", "refuse_duplicates")
 
 
 class Base(DeclarativeBase):
@@ -46,6 +50,10 @@ class FaceEvent(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in EVENT_SETTINGS}
+
 
 class Person(Base):
     __tablename__ = "face_people"
@@ -64,7 +72,8 @@ class FaceEmbedding(Base):
     keeps images, the blob of the uploaded photo."""
 
     __tablename__ = "face_embeddings"
-    __table_args__ = (Index("ix_face_embeddings_event_person", "event_id", "person_id"),)
+    __table_args__ = (Index("ix_face_embeddings_event_person", "event_id", "person_id"),
+                      Index("ix_face_embeddings_person_content", "person_id", "content_sha256"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     owner_id: Mapped[str] = mapped_column(String(64), index=True)
@@ -77,7 +86,13 @@ class FaceEmbedding(Base):
     quality: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     image_key: Mapped[str | None] = mapped_column(String(300), nullable=True)
     source: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    # sha256 of the decoded pixels (with their shape): the same picture is not enrolled twice for a person
+    content_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def image_kept(self) -> bool:
+        return bool(self.image_key)
 
 
 class UnknownFace(Base):

@@ -1,16 +1,23 @@
-"""Request and response models of the face recognition API."""
+"""Request and response models of the face recognition API. Responses are built from the service's
+objects (``from_attributes``); every schema has a unique explicit name in the OpenAPI document."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-Name = Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+from bio_shared.schemas import SafeName
 
 
-class EventSettings(BaseModel):
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# -- events --------------------------------------------------------------------------------------------
+class FaceEventSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     threshold: float | None = Field(None, gt=0, le=2, description="match threshold, Euclidean distance "
@@ -27,15 +34,15 @@ class EventSettings(BaseModel):
                                            "person of the event (default: warn only)")
 
 
-class EventCreate(EventSettings):
-    name: str = Name
+class FaceEventCreate(FaceEventSettings):
+    name: SafeName
 
 
-class EventUpdate(EventSettings):
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")
+class FaceEventUpdate(FaceEventSettings):
+    name: SafeName | None = None
 
 
-class EventSettingsOut(BaseModel):
+class FaceEventSettingsOut(Out):
     threshold: float
     detector: str
     landmarks: int
@@ -46,10 +53,10 @@ class EventSettingsOut(BaseModel):
     refuse_duplicates: bool
 
 
-class EventOut(BaseModel):
+class FaceEventOut(Out):
     id: str
     name: str
-    settings: EventSettingsOut
+    settings: FaceEventSettingsOut
     version: int = Field(description="increases with every change to the event's people or images")
     person_count: int | None = None
     image_count: int | None = None
@@ -57,28 +64,34 @@ class EventOut(BaseModel):
     updated_at: datetime
 
 
-class Page(BaseModel):
+class FaceEventList(BaseModel):
+    items: list[FaceEventOut]
     total: int
     limit: int
     offset: int
 
 
-class EventList(Page):
-    items: list[EventOut]
+# -- people and images ---------------------------------------------------------------------------------
+class FaceBox(BaseModel):
+    """A face in pixels of the uploaded image: top-left corner, width and height."""
 
-
-class Box(BaseModel):
-    left: int
-    top: int
-    right: int
-    bottom: int
+    x: int
+    y: int
     width: int
     height: int
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_corners(cls, value: Any) -> Any:
+        if isinstance(value, Sequence) and not isinstance(value, str | bytes) and len(value) == 4:
+            left, top, right, bottom = (int(v) for v in value)
+            return {"x": left, "y": top, "width": right - left, "height": bottom - top}
+        return value
 
-class ImageOut(BaseModel):
+
+class FaceImageOut(Out):
     id: str
-    box: list[int] | None = None
+    box: FaceBox | None = None
     quality: dict[str, Any] | None = None
     model: str
     model_version: str
@@ -86,17 +99,17 @@ class ImageOut(BaseModel):
     created_at: datetime
 
 
-class PersonOut(BaseModel):
+class FacePersonOut(Out):
     id: str
     event_id: str
     name: str
     image_count: int | None = None
-    images: list[ImageOut] | None = None
+    images: list[FaceImageOut] | None = None
     created_at: datetime
     updated_at: datetime
 
 
-class Warning_(BaseModel):
+class FaceEnrollWarning(BaseModel):
     code: str
     file: str | None = None
     person_id: str | None = None
@@ -104,40 +117,56 @@ class Warning_(BaseModel):
     distance: float | None = None
 
 
-class EnrollOut(PersonOut):
-    added: list[ImageOut]
-    warnings: list[Warning_] = Field(description="possible_duplicate: the face already matches another person")
+class FaceSkippedImage(BaseModel):
+    code: Literal["duplicate_image"]
+    file: str | None = None
+    index: int
+    image_id: str | None = Field(None, description="the enrolled image with the same pixels (none when the "
+                                 "copy was in the same request)")
+    message: str
 
 
-class PersonList(Page):
-    items: list[PersonOut]
+class FaceEnrollOut(FacePersonOut):
+    added: list[FaceImageOut]
+    warnings: list[FaceEnrollWarning] = Field(description="possible_duplicate: the face already matches another person")
+    skipped: list[FaceSkippedImage] = Field(default_factory=list, description="pictures the person already has "
+                                        "(same decoded pixels): not enrolled again")
 
 
-class Rename(BaseModel):
+class FacePersonList(BaseModel):
+    items: list[FacePersonOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class FacePersonRename(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Name
+    name: SafeName
 
 
-class CandidateOut(BaseModel):
+# -- recognition ---------------------------------------------------------------------------------------
+class FaceCandidateOut(Out):
     person_id: str
     person_name: str | None
     image_id: str
     distance: float = Field(description="Euclidean distance between 128-d embeddings")
-    confidence: float = Field(description="1 / (1 + exp(12 (distance - 0.6))): in (0, 1), strictly decreasing "
-                              "in the distance, 0.5 at the dlib model's reference threshold 0.6")
-    passed: bool | None = None
+    confidence: float = Field(description="the platform's calibrated score of the distance (bio_shared.scoring, "
+                              "dlib_resnet_v1): in [0, 1], strictly decreasing in the distance")
+    passed: bool = Field(description="the distance is within the threshold")
 
 
-class FaceResult(BaseModel):
-    box: Box
+class FaceResult(Out):
+    box: FaceBox
     quality: dict[str, Any]
-    match: CandidateOut | None = Field(description="the nearest person (even when it does not pass)")
+    match: FaceCandidateOut | None = Field(description="the nearest person when it passes the threshold; null when "
+                                       "nobody does (see candidates)")
     passed: bool = Field(description="the nearest person is within the threshold")
-    candidates: list[CandidateOut]
+    candidates: list[FaceCandidateOut]
     unknown_id: str | None = Field(description="set when the face matched nobody and was kept as unknown")
 
 
-class IdentifyOut(BaseModel):
+class FaceIdentifyOut(Out):
     event_id: str
     threshold: float
     top_k: int
@@ -148,23 +177,24 @@ class IdentifyOut(BaseModel):
     timings_ms: dict[str, float]
 
 
-class VerifyOut(BaseModel):
+class FaceVerifyOut(Out):
     person_id: str
     person_name: str
     same_person: bool
     distance: float
     confidence: float
     threshold: float
-    box: Box
+    box: FaceBox
     faces_in_probe: int
     model: str
     model_version: str
 
 
-class UnknownOut(BaseModel):
+# -- unknown faces -------------------------------------------------------------------------------------
+class FaceUnknownOut(Out):
     id: str
     event_id: str
-    box: list[int] | None
+    box: FaceBox | None
     quality: dict[str, Any] | None
     best_distance: float | None
     model: str
@@ -173,20 +203,25 @@ class UnknownOut(BaseModel):
     expires_at: datetime
 
 
-class UnknownList(Page):
-    items: list[UnknownOut]
+class FaceUnknownList(BaseModel):
+    items: list[FaceUnknownOut]
+    total: int
+    limit: int
+    offset: int
 
 
-class Confirm(BaseModel):
+class FaceUnknownConfirm(BaseModel):
     model_config = ConfigDict(extra="forbid")
     person_id: str | None = Field(None, max_length=32, description="enroll into this existing person")
-    name: str | None = Field(None, min_length=1, max_length=200, pattern=r"^\S(.*\S)?$",
-                             description="or create a new person with this name")
+    name: SafeName | None = Field(None, description="or create a new person with this name")
 
 
-class Deleted(BaseModel):
+# -- deletions -----------------------------------------------------------------------------------------
+class FaceDeleted(BaseModel):
+    """What a deletion removed: rows by kind and stored files (blobs)."""
+
     deleted: dict[str, int]
 
 
-class ResetOut(Deleted):
-    event: EventOut
+class FaceEventReset(FaceDeleted):
+    event: FaceEventOut

@@ -9,6 +9,8 @@ from bio_shared.settings import CommonSettings
 class FaceRecognitionSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="BIO_FACE_RECOGNITION_", extra="ignore")
 
+    # pixels of a face photo, checked from the header before decoding (a 6000 x 4000 camera photo is 24 MP)
+    max_image_pixels: int = Field(25_000_000, ge=10_000, le=100_000_000)
     max_side: int = Field(1024, ge=64, le=8192, description="longer side of a normalised image, in pixels")
     # detection: the HOG detector sees the photo resized to at most this many pixels (at most 2x upsampled)
     detect_max_pixels: int = Field(1_000_000, ge=50_000, le=40_000_000)
@@ -23,7 +25,9 @@ class FaceRecognitionSettings(CommonSettings):
     enroll_min_sharpness: float = Field(12.0, ge=0, description="variance of the Laplacian of the aligned "
                                         "150 px face; below it the face is refused as too blurred")
     max_images_per_request: int = Field(20, ge=1, le=200)
-    max_zip_entries: int = Field(10_000, ge=1)
-    # cached embedding matrices per process (least recently used event dropped first)
-    gallery_cache_bytes: int = Field(1 << 30, ge=1 << 20)
+    max_zip_entries: int = Field(10_000, ge=1, description="files in one enrollment archive")
+    max_zip_uncompressed_bytes: int = Field(2 << 30, ge=1 << 20, description="bytes one archive job may "
+                                            "decompress in total (counted as read, never from the headers)")
+    # cached embedding matrices per process (least recently used event dropped first; 100,000 people = 50 MB)
+    gallery_cache_events: int = Field(32, ge=1, le=10_000)
     unknown_purge_interval_s: float = Field(600.0, gt=0)

@@ -4,6 +4,7 @@
 
 * ``bench [--out reports/fingerprint]``: FVC protocol on DB1_B / DB2_B (EER, FMR100, FMR1000, ZeroFMR,
   DET plots), NBIS (mindtct + bozorth3) side by side, extraction / comparison / 1:N speed.
+* ``bench-decisions [--json OUT]``: requested vs measured subject FMR and FPIR (bench_decisions.py).
 * ``evaluate DIR [--json FILE] [--enhancement classic|learned]``: the FVC protocol on any folder with truth.csv.
 * ``calibrate [DIR ...]``: measure the score-to-FMR table on impostor comparisons and write it into the package.
 * ``distort SRC_DIR OUT_DIR [--kinds ...] [--per-kind N]``: labelled distorted dataset from clean prints.
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -321,63 +321,10 @@ def calibrate(args: argparse.Namespace, settings: Any) -> None:
     print(f"wrote {path}")
 
 
-def distort_cmd(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.distortion import DISTORTIONS, write_dataset
-
-    src = Path(args.source)
-    files = sorted(p for p in src.rglob("*") if p.suffix.lower() in (".png", ".tif", ".tiff", ".bmp", ".jpg",
-                                                                         ".jpeg", ".webp"))[: args.limit]
-    if not files:
-        sys.exit(f"no images under {src}")
-    kinds = args.kinds.split(",") if args.kinds else list(DISTORTIONS)
-    rows = write_dataset(files, Path(args.out), kinds, args.per_kind, args.seed)
-    print(f"wrote {len(rows)} images of {len(kinds)} kinds from {len(files)} prints to {args.out} (labels.csv)")
-
-
-def _classifier_prints(settings: Any, split: str) -> list[np.ndarray]:
-    """Train: FVC2002 fingers 101-108 of both B sets and pyfnprint fingers 1-9; test: the other fingers."""
-    base = _data_dir(settings) / "fingerprints"
-    files = []
-    for db in ("DB1_B", "DB2_B"):
-        for p in sorted((base / "fvc2002" / db).glob("*.tif")):
-            finger = int(p.stem.split("_")[0])
-            if (finger <= 108) == (split == "train"):
-                files.append(p)
-    for p in sorted((base / "pyfnprint").glob("*.png")):
-        finger = int(p.stem.split("_")[0])
-        if (finger <= 9) == (split == "train"):
-            files.append(p)
-    return [_gray(p) for p in files]
-
-
-def train_classifier(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.classifier import DistortionClassifier, model_path, train
-    from bio_fingerprint.engine.classifier import evaluate as ev
-
-    out = Path(args.out) if args.out else model_path()
-    rep = train(_classifier_prints(settings, "train"), out, epochs=args.epochs, per_class=args.per_class,
-                seed=args.seed)
-    print(f"trained in {rep.seconds:.0f} s on {rep.samples} generated samples; wrote {out} "
-          f"({out.stat().st_size / 1024:.0f} KiB)")
-    res = ev(DistortionClassifier(out), _classifier_prints(settings, "test"))
-    print(json.dumps(res))
-
-
-def evaluate_classifier(args: argparse.Namespace, settings: Any) -> None:
-    from bio_fingerprint.engine.classifier import DistortionClassifier
-    from bio_fingerprint.engine.classifier import evaluate as ev
-
-    clf = DistortionClassifier(Path(args.model) if args.model else None)
-    res = ev(clf, _classifier_prints(settings, "test"), per_class=args.per_class)
-    print(f"accuracy {res['accuracy']:.3f} on {res['samples']} held-out samples (fingers never seen in training)")
-    print("confusion matrix (rows true, columns predicted): " + ", ".join(res["classes"]))
-    for name, row in zip(res["classes"], res["confusion_matrix"]):
-        print(f"  {name:>13}: {row}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(res, indent=2))
-
-
 def extra(sub: argparse._SubParsersAction) -> None:
+    from bio_fingerprint import bench_decisions, tools
+
+    bench_decisions.add_parser(sub)
     b = sub.add_parser("bench", help="FVC accuracy, NBIS side by side, speed; writes OUT.md and OUT.json")
     b.add_argument("--out", default="reports/fingerprint")
     b.add_argument("--gallery", type=int, default=10000, help="synthetic gallery size for the 1:N timing")
@@ -406,21 +353,21 @@ def extra(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--per-kind", type=int, default=1)
     d.add_argument("--limit", type=int)
     d.add_argument("--seed", type=int, default=0)
-    d.set_defaults(handler=distort_cmd)
+    d.set_defaults(handler=tools.distort_cmd)
     t = sub.add_parser("train-classifier", help="train the distortion CNN from scratch (CPU, minutes)")
     t.add_argument("--epochs", type=int, default=12)
     t.add_argument("--per-class", type=int, default=160)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", help="default: the model file shipped in the package")
-    t.set_defaults(handler=train_classifier)
+    t.set_defaults(handler=tools.train_classifier)
     v = sub.add_parser("evaluate-classifier", help="accuracy and confusion matrix on held-out fingers")
     v.add_argument("--model")
     v.add_argument("--per-class", type=int, default=40)
     v.add_argument("--json")
-    v.set_defaults(handler=evaluate_classifier)
+    v.set_defaults(handler=tools.evaluate_classifier)
 
 
 main = service_cli(SERVICE, extra=extra)
 
 if __name__ == "__main__":
-    main()
+    main(None)

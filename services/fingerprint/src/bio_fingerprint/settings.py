@@ -16,3 +16,6 @@ class FingerprintSettings(CommonSettings):
     sync_max_files: int = 5  # files per synchronous process-and-enroll call
     batch_max_files: int = 500  # files per batch job
     load_classifier: bool = True  # load the distortion classifier at start-up
+    default_fpir: float = 0.001  # identify: false-positive identification rate when the caller gives none
+    distortion_min_quality: int = 11  # /distortion refuses images under this quality (not a print; as probes)
+    max_image_pixels: int = 4_000_000  # a 500 dpi print is a few megapixels; checked from the header

@@ -1,10 +1,14 @@
+"""The face recognition API: one router per sub-domain, each guarded by the gateway identity."""
+
+from __future__ import annotations
+
 from fastapi import APIRouter
 
-from bio_face_recognition.api.faces import faces_router
+from bio_face_recognition.api import bulk, enrollment, events, people, recognition, unknowns
+from bio_face_recognition.api.jobs import normalize_jobs
 from bio_shared.runtime import ServiceRuntime
-from bio_shared.uploads import normalize_router
 
 
 def routers(rt: ServiceRuntime) -> list[APIRouter]:
-    what = f"RGB, longer side at most {rt.settings.max_side} px"
-    return [normalize_router(rt, what=what), faces_router(rt)]
+    return [normalize_jobs(rt), events.router, people.router, enrollment.router, recognition.router,
+            unknowns.router, bulk.router]

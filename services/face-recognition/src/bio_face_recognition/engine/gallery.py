@@ -1,4 +1,4 @@
-"""Exact 1:N search over an event's embedding matrix, and the distance -> confidence mapping.
+"""Exact 1:N search over an event's embedding matrix (distances; their calibrated score is bio_shared.scoring).
 
 A gallery holds every embedding of an event as one float32 matrix, rows grouped by person. A probe's
 squared Euclidean distances to all rows are ``|g|^2 - 2 g.q + |q|^2`` (one matrix-vector product),
@@ -13,29 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Confidence = logistic(-(d - CONFIDENCE_CENTER) * CONFIDENCE_SLOPE): 0.5 at the dlib model's
-# reference threshold 0.6, ~0.92 at 0.4, ~0.08 at 0.8; strictly decreasing in the distance, in (0, 1).
-CONFIDENCE_CENTER = 0.6
-CONFIDENCE_SLOPE = 12.0
-
-
-def confidence(distance: float) -> float:
-    """A score in (0, 1), strictly decreasing in the Euclidean distance (see module constants)."""
-    z = CONFIDENCE_SLOPE * (float(distance) - CONFIDENCE_CENTER)
-    if z > 50:
-        return 0.0
-    return 1.0 / (1.0 + math.exp(z))
-
 
 @dataclass(frozen=True)
 class Candidate:
     person_id: str
     distance: float
     embedding_id: str
-
-    @property
-    def confidence(self) -> float:
-        return confidence(self.distance)
 
 
 class Gallery:
@@ -72,7 +55,7 @@ class Gallery:
     def squared_distances(self, probe: np.ndarray) -> np.ndarray:
         q = np.asarray(probe, dtype=np.float32).ravel()
         # einsum, not BLAS: one thread, no thread pool spinning against the request threads
-        d2 = self.norms - 2.0 * np.einsum("ij,j->i", self.matrix, q) + float(q @ q)
+        d2: np.ndarray = self.norms - 2.0 * np.einsum("ij,j->i", self.matrix, q) + float(q @ q)
         np.maximum(d2, 0.0, out=d2)
         return d2
 
@@ -103,7 +86,8 @@ class Gallery:
             return np.zeros(0, np.float32)
         start = int(self.starts[p])
         end = int(self.starts[p + 1]) if p + 1 < len(self.starts) else len(self)
-        return np.sqrt(self.squared_distances(probe)[start:end])
+        out: np.ndarray = np.sqrt(self.squared_distances(probe)[start:end])
+        return out
 
 
 def euclidean(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import cv2
 import dlib
 import numpy as np
 
-from bio_face_recognition.engine.models import DlibModels, load_models, model_path
+from bio_face_recognition.engine.models import MODEL_ID, DlibModels, load_models
 
 Detector = Literal["hog", "cnn"]
 HOG_WINDOW = 80  # px: the smallest face the frontal HOG detector finds at scale 1
@@ -38,6 +38,13 @@ class Face:
     embedding: np.ndarray | None  # (128,) float32
     sharpness: float  # variance of the Laplacian of the aligned gray chip (scale-free: chips are 150 px)
     chip: np.ndarray  # (150, 150, 3) uint8 aligned face
+
+    @property
+    def vector(self) -> np.ndarray:
+        """The embedding of a face that was embedded (``analyze(embed=True)``, ``describe(embed=True)``)."""
+        if self.embedding is None:
+            raise ValueError("this face was detected but not embedded")
+        return self.embedding
 
     @property
     def width(self) -> int:
@@ -92,9 +99,9 @@ class FacePipeline:
         self.net = None
         if descriptor == "torch":
             try:
-                from bio_shared.dlib_resnet import load_torch_resnet
+                from bio_shared.model_registry import load
 
-                self.net = load_torch_resnet(model_path("resnet"))
+                self.net = load(MODEL_ID)  # the registered loader: bio_shared.dlib_resnet on torch
             except ImportError:  # torch not installed: dlib's own forward pass
                 self.net = None
         self.descriptor = "torch" if self.net is not None else "dlib"
@@ -114,7 +121,7 @@ class FacePipeline:
             with self.models.dnn_lock:
                 return [(d.rect, float(d.confidence)) for d in cnn(img, 0)]
         rects, scores, _ = self.models.hog.run(img, 0, 0.0)
-        return list(zip(rects, (float(s) for s in scores)))
+        return list(zip(rects, (float(s) for s in scores), strict=True))
 
     def detect(self, rgb: np.ndarray, detector: Detector = "hog", min_face_px: int | None = None
                ) -> list[tuple[tuple[float, float, float, float], float]]:
@@ -157,7 +164,7 @@ class FacePipeline:
             boxes = sorted(boxes, key=lambda b: -(b[0][2] - b[0][0]) * (b[0][3] - b[0][1]))[:max_faces]
         faces = [self.describe(rgb, box, score, landmarks=landmarks, embed=False) for box, score in boxes]
         if embed and faces:
-            for face, vector in zip(faces, self.embed_chips(np.stack([f.chip for f in faces]))):
+            for face, vector in zip(faces, self.embed_chips(np.stack([f.chip for f in faces])), strict=True):
                 face.embedding = vector
         return faces
 
@@ -175,12 +182,14 @@ class FacePipeline:
                     chip=chip)
 
     def embed_chip(self, chip: np.ndarray) -> np.ndarray:
-        return self.embed_chips(chip[None])[0]
+        vector: np.ndarray = self.embed_chips(chip[None])[0]
+        return vector
 
     def embed_chips(self, chips: np.ndarray) -> np.ndarray:
         """(N, 150, 150, 3) aligned chips -> (N, 128) float32 descriptors (one batch)."""
         if self.net is not None:
-            return self.net.forward(chips)
+            vectors: np.ndarray = self.net.forward(chips)
+            return vectors
         with self.models.dnn_lock:
             return np.asarray([self.models.resnet.compute_face_descriptor(c) for c in chips], dtype=np.float32)
 
@@ -191,11 +200,12 @@ def sharpness(chip: np.ndarray) -> float:
     return float(cv2.Laplacian(gray, cv2.CV_64F).var())
 
 
-def plain_dlib_faces(rgb: np.ndarray, models: DlibModels | None = None, upsample: int = 1) -> list[np.ndarray]:
+def plain_dlib_faces(rgb: np.ndarray, models: DlibModels | None = None, upsample: int = 1
+                     ) -> list[tuple[Any, np.ndarray]]:
     """The reference pipeline (face_recognition's defaults): HOG with one upsampling on the photo,
     5-point landmarks, the descriptor with one jitter (none). Used by the evaluation as the baseline."""
     m = models or load_models()
-    out = []
+    out: list[tuple[Any, np.ndarray]] = []
     for rect in m.hog(rgb, upsample):
         shape = m.sp5(rgb, rect)
         with m.dnn_lock:

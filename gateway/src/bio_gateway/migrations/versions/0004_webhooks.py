@@ -1,6 +1,6 @@
 """webhooks: endpoints, deliveries, attempts, job-event cursors and the delivery job queue
 
-Revision ID: gw0003_webhooks
+Revision ID: gw0004
 """
 
 import sqlalchemy as sa
@@ -8,8 +8,8 @@ from alembic import op
 
 from bio_shared.migration_ops import create_jobs_table_v1
 
-revision = "gw0003_webhooks"
-down_revision = "gw0002_audit"
+revision = "gw0004"
+down_revision = "gw0003"
 branch_labels = None
 depends_on = None
 

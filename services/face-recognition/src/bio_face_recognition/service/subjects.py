@@ -3,20 +3,17 @@ across events, with their enrolled photos (when kept) and embedding metadata (ne
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from sqlalchemy import or_, select
 
 from bio_face_recognition.models import FaceEmbedding, FaceEvent, Person
+from bio_face_recognition.service.people import delete_person
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.subjects import SubjectExport
 
 
 class FaceSubjects:
-    def __init__(self, rt: ServiceRuntime, delete_person: Callable[[str, str, str], dict[str, Any]]) -> None:
+    def __init__(self, rt: ServiceRuntime) -> None:
         self.rt = rt
-        self.delete_person = delete_person  # the people use case: rows, blobs and the gallery version
 
     def _people(self, owner_id: str, ref: str) -> list[Person]:
         with self.rt.sessions() as db:
@@ -47,7 +44,8 @@ class FaceSubjects:
     def erase(self, owner_id: str, ref: str) -> dict[str, int]:
         total: dict[str, int] = {"people": 0, "images": 0, "blobs": 0}
         for person in self._people(owner_id, ref):
-            counts = self.delete_person(owner_id, person.event_id, person.id)["deleted"]
+            # the people use case: rows, blobs and the gallery version the matching caches check
+            counts = delete_person(self.rt, owner_id, person.event_id, person.id)
             for k in total:
                 total[k] += int(counts.get(k, 0))
         return total

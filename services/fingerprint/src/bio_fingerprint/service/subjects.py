@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 from sqlalchemy import delete, select
 
-from bio_fingerprint.engine.template import Template
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate
+from bio_fingerprint.service.codec import template_of
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.subjects import SubjectExport
-
-
-def _template(row: FingerprintTemplate) -> Template:
-    minutiae = np.frombuffer(row.minutiae, np.float32).reshape(-1, 5).copy()
-    return Template(minutiae, row.width, row.height, row.dpi, row.finger, row.impression, row.quality,
-                    row.algorithm, row.algorithm_version)
 
 
 class FingerprintSubjects:
@@ -38,7 +31,7 @@ class FingerprintSubjects:
         templates, outputs = self._rows(owner_id, ref)
         out = SubjectExport()
         for row in templates:
-            t = _template(row)
+            t = template_of(row)
             stem = f"templates/finger{row.finger}_impression{row.impression}_{row.id}"
             out.files[f"{stem}.iso"] = t.to_iso()
             out.files[f"{stem}.json"] = json.dumps(t.to_json(), indent=1).encode()

@@ -1,13 +1,13 @@
 """audit trail: chained entries and chain heads
 
-Revision ID: gw0002_audit
+Revision ID: gw0003
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "gw0002_audit"
-down_revision = "gw0001"
+revision = "gw0003"
+down_revision = "gw0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,78 @@
+"""Real prints for the decision benchmark: templates of each set (extracted once, cached) and the full
+probe x template score matrix of a set, the way /verify and /identify score (probe first)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bio_fingerprint.engine import matcher
+from bio_fingerprint.engine.evaluation import read_truth
+
+SETS = ("DB1_B", "DB2_B", "pyfnprint")
+
+
+@dataclass
+class PrintSet:
+    name: str
+    fingers: list[str]  # finger id of every print, in truth.csv order
+    templates: list[np.ndarray]
+
+    def by_finger(self) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = {}
+        for i, f in enumerate(self.fingers):
+            out.setdefault(f, []).append(i)
+        return out
+
+    def score_matrix(self) -> np.ndarray:
+        """S[i, j] = score(probe i, template j) for every ordered pair (the diagonal is left NaN)."""
+        n = len(self.templates)
+        pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
+        scores = matcher.score_pairs(matcher.pack(self.templates), pairs)
+        s = np.full((n, n), np.nan)
+        idx = np.asarray(pairs)
+        s[idx[:, 0], idx[:, 1]] = scores
+        return s
+
+
+def _rows(base: Path, name: str) -> list[tuple[Path, str]]:
+    if name == "pyfnprint":
+        return read_truth(base / "pyfnprint")
+    return [(p, f) for p, f in read_truth(base / "fvc2002") if p.parent.name == name]
+
+
+def _extract(rows: list[tuple[Path, str]]) -> list[np.ndarray]:
+    from bio_fingerprint.engine.enhance import EnhanceMethods
+    from bio_fingerprint.engine.pipeline import process
+    from bio_shared.images import decode_image
+
+    methods = EnhanceMethods.preset("classic")
+    out = []
+    for path, _ in rows:
+        gray = decode_image(path.read_bytes(), mode="gray", max_bytes=1 << 30).pixels
+        out.append(process(gray, None, methods, 500, "leader", False).minutiae)  # the probe path of /verify
+    return out
+
+
+def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
+    rows = _rows(base, name)
+    if not rows:
+        return None
+    fingers = [f for _, f in rows]
+    cache = None
+    if cache_dir is not None:
+        key = hashlib.sha256("|".join(str(p) for p, _ in rows).encode()).hexdigest()[:12]
+        cache = cache_dir / f"templates_{name}_{key}.npz"
+        if cache.is_file():
+            stored = np.load(cache)
+            return PrintSet(name, fingers, [stored[f"t{i}"] for i in range(len(rows))])
+    templates = _extract(rows)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, Any] = {f"t{i}": t for i, t in enumerate(templates)}
+        np.savez(cache, **arrays)
+    return PrintSet(name, fingers, templates)

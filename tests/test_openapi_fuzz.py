@@ -1,0 +1,94 @@
+"""Property-based fuzzing of the whole merged OpenAPI document (Schemathesis on Hypothesis).
+
+Every operation the gateway documents (its own and every service's) gets generated requests, valid
+and invalid by its schema, sent authenticated (as an admin, so admin operations are exercised too)
+to the embedded platform in this process. Each response must be no server error, have a documented
+status code and content type, and match the documented schema. Generation is derandomised, so a run
+is repeatable; ``BIO_FUZZ_EXAMPLES`` (default 15 per operation) bounds the time: about a minute on
+two cores.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+schemathesis = pytest.importorskip("schemathesis")
+
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from schemathesis.checks import not_a_server_error  # noqa: E402
+from schemathesis.python import asgi as schemathesis_asgi  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from bio_gateway.security.passwords import set_rounds_for_tests  # noqa: E402
+from bio_testing.gateway import PASSWORD, UNLIMITED, answer_500_on_crash, embedded_gateway  # noqa: E402
+
+EXAMPLES = int(os.environ.get("BIO_FUZZ_EXAMPLES", "15"))
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
+BASE = "http://testserver"
+# Operations that fail on this branch because of service code another room is fixing (issue 12);
+# strict, so the mark has to go once the fix is merged.
+_OFFSET = "offset >= 2**63 answers 500 (OverflowError in the database driver); issue 12 asks for bounded pagination"
+KNOWN: dict[str, str] = {
+    **{f"GET /api/v1/{p}/jobs": f"p1-shape (bio_shared.app jobs list, PageDep): {_OFFSET}"
+       for p in ("fingerprint", "faces", "verify", "contours")},
+    "GET /api/v1/faces/events": f"fr-room: {_OFFSET}",
+    "GET /api/v1/fingerprint/outputs": f"fp-room: {_OFFSET}",
+    "GET /api/v1/fingerprint/templates": f"fp-room: {_OFFSET}",
+}
+
+set_rounds_for_tests(4)
+_VAR = Path(tempfile.mkdtemp(prefix="bio-fuzz-"))
+atexit.register(shutil.rmtree, _VAR, True)
+APP = embedded_gateway(_VAR / "var", **UNLIMITED)
+SCHEMA = schemathesis.openapi.from_dict(APP.openapi())
+OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operations()}
+
+
+def _params() -> list:
+    return [pytest.param(label, marks=[pytest.mark.xfail(strict=True, reason=KNOWN[label])] if label in KNOWN else [],
+                         id=label) for label in OPERATIONS]
+
+
+@pytest.fixture(scope="module")
+def platform() -> Iterator[tuple[object, dict[str, str]]]:
+    app = answer_500_on_crash(APP)
+    with schemathesis_asgi.get_client(app) as client:  # starts the app's lifespan (models, job threads)
+        APP.state.accounts.ensure_admin("fuzz-admin@example.org", PASSWORD)
+        r = client.post(f"{BASE}/api/v1/auth/login", data={"username": "fuzz-admin@example.org", "password": PASSWORD})
+        assert r.status_code == 200, r.text
+        yield app, {"Authorization": f"Bearer {r.json()['access_token']}"}
+    schemathesis_asgi.shutdown_lifespans()
+
+
+def test_every_operation_is_fuzzed():
+    assert len(OPERATIONS) >= 60, sorted(OPERATIONS)
+    prefixes = {label.split()[1].split("/")[3] for label in OPERATIONS}
+    assert {"auth", "admin", "fingerprint", "faces", "verify", "contours"} <= prefixes
+
+
+@pytest.mark.parametrize("label", _params())
+def test_operation_conforms_to_the_document(platform, label):
+    app, auth = platform
+    operation = OPERATIONS[label]
+    strategy = (operation.as_strategy(schemathesis.GenerationMode.POSITIVE)
+                | operation.as_strategy(schemathesis.GenerationMode.NEGATIVE))
+
+    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, print_blob=False,
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
+    @given(case=strategy)
+    def fuzz(case) -> None:
+        response = case.call(app=app, headers=auth, base_url=BASE)
+        case.validate_response(response, checks=CHECKS, headers=auth)
+
+    fuzz()
