@@ -191,8 +191,8 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
     # the person page shows the stored photos (fetched through the console from the API)
     photos = page.locator("ul.thumbs img")
     assert photos.count() == 2
-    assert all(page.evaluate("(img) => img.complete && img.naturalWidth > 0", photos.nth(i).element_handle())
-               for i in range(2))
+    page.wait_for_function("() => [...document.querySelectorAll('ul.thumbs img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
     console.shot("person", phone=True)
     page.goto(event_url)
     assert page.get_by_test_id("person-count").inner_text() == "2"
@@ -218,7 +218,8 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
     page.get_by_role("link", name="review it").click()
     crops = page.locator("ul.crops img")
     assert crops.count() == 1
-    assert page.evaluate("(img) => img.naturalWidth > 0", crops.first.element_handle())
+    page.wait_for_function("() => [...document.querySelectorAll('ul.crops img')]"
+                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
     console.shot("unknowns", phone=True)
     # ... confirmed as a new person (keyboard only: select, type the name, submit) ...
     page.get_by_label("Select all on this page").focus()

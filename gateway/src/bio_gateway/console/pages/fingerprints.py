@@ -23,11 +23,12 @@ FMRS = [0.01, 0.001, 0.0001]
 
 
 async def _overview(request: Request, api: Api, status: int = 200, **ctx: Any) -> Response:
-    rows = (await api.get(f"{FP}/templates", limit=1000)).get("items", [])
+    listing = await api.get(f"{FP}/templates", limit=500)
+    rows = listing.get("items", [])
     rows.sort(key=lambda t: (t["subject"], t["finger"], t.get("impression", 0)))
     subjects = [{"subject": s, "templates": list(ts)} for s, ts in groupby(rows, key=lambda t: t["subject"])]
     return await page(request, api, "fingerprints.html", status=status, subjects=subjects, fingers=FINGERS,
-                      fmrs=FMRS, **ctx)
+                      fmrs=FMRS, shown=len(rows), total=listing.get("total", len(rows)), **ctx)
 
 
 @router.get("")
