@@ -33,17 +33,20 @@ def _missing(why: str) -> None:
     pytest.skip(f"{why} (install Debian's chromium: `make test-tools`)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`bio-platform run` as its own process, with an admin account from the environment."""
     tmp = tmp_path_factory.mktemp("console")
-    port = _free_port()
+    with socket.socket() as s:  # a free loopback port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("BIO_")}
     env.update(BIO_VAR_DIR=str(tmp / "var"), BIO_GATEWAY_ADMIN_EMAIL=ADMIN, BIO_GATEWAY_ADMIN_PASSWORD=PASSWORD,
                BIO_LOG_JSON="false", BIO_GATEWAY_RATE_LIMIT_LOGIN="100/minute")
@@ -54,16 +57,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 120
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(f"platform exited: {log_path.read_text()[-3000:]}")
-                try:
-                    if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"platform not ready in 120 s: {log_path.read_text()[-3000:]}")
+            while not _ready(base):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the platform did not start: {log_path.read_text()[-3000:]}")
                 time.sleep(0.3)
             yield base
         finally:
@@ -114,7 +110,7 @@ class Console:
         self.page.get_by_label("Password").fill(password)
         self.page.get_by_role("button", name="Log in").click()
 
-    def flash(self) -> str:
+    def flash(self) -> str:  # the one-time message after a post
         return self.page.locator(".flash").first.inner_text()
 
 
@@ -150,8 +146,7 @@ def test_login_cookies_csrf_and_csp(browser, platform):
     assert "script-src 'self';" in csp and "unsafe-inline" not in csp and "unsafe-eval" not in csp
     cookies = {k["name"]: k for k in context.cookies()}
     for name in ("bio_console_access", "bio_console_refresh", "bio_console_csrf"):
-        assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict", cookies[name]
-        assert cookies[name]["path"] == "/console"
+        assert cookies[name]["httpOnly"] and cookies[name]["sameSite"] == "Strict" and cookies[name]["path"] == "/console"
     assert c.page.evaluate("document.cookie") == ""  # nothing readable by scripts
     # The tokens are the API's own: the access token works as a bearer token on the public API.
     me = httpx.get(f"{platform}/api/v1/auth/me",
@@ -159,26 +154,40 @@ def test_login_cookies_csrf_and_csp(browser, platform):
     assert me.status_code == 200 and me.json()["email"] == ADMIN
     # A post without the form's CSRF token (a forged cross-site form) changes nothing.
     forged = context.request.post(f"{platform}/console/events", form={"name": "forged"}, max_redirects=0)
-    assert forged.status == 403
     c.go("/console/events")
-    assert "forged" not in c.page.content()
+    assert forged.status == 403 and "forged" not in c.page.content()
     # Logging out revokes the refresh token at the API.
     c.page.get_by_role("button", name="Log out").click()
     c.page.wait_for_url(re.compile(r"/console/login"))
-    refreshed = httpx.post(f"{platform}/api/v1/auth/refresh",
-                           json={"refresh_token": cookies["bio_console_refresh"]["value"]})
-    assert refreshed.status_code == 401
+    spent = {"refresh_token": cookies["bio_console_refresh"]["value"]}
+    assert httpx.post(f"{platform}/api/v1/auth/refresh", json=spent).status_code == 401
     context.close()
 
 
-def test_events_people_identify_and_unknown_faces(console, data_dir):
+IMAGES_LOADED = "(sel) => [...document.querySelectorAll(sel)].every(i => i.complete && i.naturalWidth > 0)"
+
+
+def _identify(console: Console, event_url: str, photo: str, *, threshold: str = "", queue: bool = True) -> None:
+    page = console.page
+    page.goto(event_url + "/identify")
+    page.get_by_label("Photo", exact=True).set_input_files(photo)
+    page.get_by_label("Threshold").fill(threshold)
+    page.get_by_label("Queue unknown faces").set_checked(queue)
+    page.get_by_role("button", name="Identify").click()
+
+
+def _select_first_crop(console: Console) -> None:
+    console.page.get_by_role("link", name="review it").click()
+    console.page.locator("ul.crops input[name=ids]").first.check()
+
+
+def _event_with_two_people(console: Console, data_dir: Path) -> str:
     page = console.page
     page.get_by_label("Name", exact=True).fill("Gala dinner")
     page.get_by_role("button", name="Create event").click()
     page.wait_for_url(re.compile(r"/console/events/[^/]+$"))
     event_url = page.url
     assert "Event “Gala dinner” created" in console.flash()
-
     for name, photos in (("Barack Obama", ["obama/obama.jpg", "obama/obama2.jpg"]),
                          ("Joe Biden", ["biden/biden.jpg", "biden/biden2.jpg"])):
         page.goto(event_url)
@@ -189,37 +198,34 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
         page.wait_for_url(re.compile(r"/people/[^/]+$"))
         assert f"{name} enrolled with 2 photos" in console.flash()
     # the person page shows the stored photos (fetched through the console from the API)
-    photos = page.locator("ul.thumbs img")
-    assert photos.count() == 2
-    page.wait_for_function("() => [...document.querySelectorAll('ul.thumbs img')]"
-                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    page.wait_for_function(IMAGES_LOADED, arg="ul.thumbs img", timeout=15_000)  # 2 photos, each displayed
+    assert page.locator("ul.thumbs img").count() == 2
     console.shot("person", phone=True)
     page.goto(event_url)
     assert page.get_by_test_id("person-count").inner_text() == "2"
     console.shot("event", phone=True)
     console.go("/console/events")
     console.shot("events")
+    return event_url
 
-    # identify a photo with both people (and a third, unknown face, not queued this time)
-    page.goto(event_url + "/identify")
-    page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "knn_examples", "test", "obama_and_biden.jpg"))
-    page.get_by_label("Queue unknown faces").uncheck()
-    page.get_by_role("button", name="Identify").click()
+
+def test_events_people_identify_and_unknown_faces(console, data_dir):
+    page = console.page
+    event_url = _event_with_two_people(console, data_dir)
+    # a photo with both people (and a third, unknown face, not queued this time)
+    _identify(console, event_url, faces(data_dir, "knn_examples", "test", "obama_and_biden.jpg"), queue=False)
     assert sorted(page.get_by_test_id("face-match").all_inner_texts()) == ["Barack Obama", "Joe Biden"]
     assert page.locator("svg.overlay rect.box.match").count() == 2
     assert page.get_by_role("link", name="review it").count() == 0
     console.shot("identify", phone=True)
 
     # a stranger is queued as an unknown face ...
-    page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "knn_examples", "test", "alex_lacamoire1.jpg"))
-    page.get_by_role("button", name="Identify").click()
+    _identify(console, event_url, faces(data_dir, "knn_examples", "test", "alex_lacamoire1.jpg"))
     assert page.get_by_test_id("face-unknown").count() == 1
     assert page.locator("svg.overlay rect.box.unknown").count() == 1
     page.get_by_role("link", name="review it").click()
-    crops = page.locator("ul.crops img")
-    assert crops.count() == 1
-    page.wait_for_function("() => [...document.querySelectorAll('ul.crops img')]"
-                           ".every(i => i.complete && i.naturalWidth > 0)", timeout=15_000)
+    assert page.locator("ul.crops img").count() == 1
+    page.wait_for_function(IMAGES_LOADED, arg="ul.crops img", timeout=15_000)
     console.shot("unknowns", phone=True)
     # ... confirmed as a new person (keyboard only: select, type the name, submit) ...
     page.get_by_label("Select all on this page").focus()
@@ -228,21 +234,26 @@ def test_events_people_identify_and_unknown_faces(console, data_dir):
     page.get_by_label("New person's name").press("Tab")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"/unknowns$"))
-    assert "1 face confirmed" in console.flash()
-    assert page.locator("ul.crops img").count() == 0
+    assert "1 face confirmed" in console.flash() and page.locator("ul.crops img").count() == 0
     # ... and recognised from another photo next time
-    page.goto(event_url + "/identify")
-    page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "knn_examples", "train", "alex_lacamoire", "img1.jpg"))
-    page.get_by_role("button", name="Identify").click()
+    other_photo = faces(data_dir, "knn_examples", "train", "alex_lacamoire", "img1.jpg")
+    _identify(console, event_url, other_photo)
     assert page.get_by_test_id("face-match").all_inner_texts() == ["Alex Lacamoire"]
+    # with a threshold nobody passes, that face is queued; it is added to the existing person
+    _identify(console, event_url, other_photo, threshold="0.05")
+    assert page.get_by_test_id("face-unknown").count() == 1
+    _select_first_crop(console)
+    page.get_by_label("Existing person").select_option(label="Alex Lacamoire")
+    page.get_by_role("button", name="Add to this person").click()
+    assert "1 face confirmed" in console.flash()
+    page.goto(event_url)
+    page.get_by_role("link", name="Alex Lacamoire").click()
+    assert page.locator("ul.thumbs li").count() == 2
     # another stranger's face is discarded from the queue
-    page.get_by_label("Photo", exact=True).set_input_files(faces(data_dir, "examples", "lin-manuel-miranda.png"))
-    page.get_by_role("button", name="Identify").click()
-    page.get_by_role("link", name="review it").click()
-    page.locator("ul.crops input[name=ids]").first.check()
+    _identify(console, event_url, faces(data_dir, "examples", "lin-manuel-miranda.png"))
+    _select_first_crop(console)
     page.get_by_role("button", name="Discard selected").click()
     assert "1 face discarded" in console.flash() and page.locator("ul.crops img").count() == 0
-
     _edit_person_and_settings(console, event_url)
 
 
@@ -255,15 +266,14 @@ def _edit_person_and_settings(console: Console, event_url: str) -> None:
     page.get_by_role("button", name="Rename").click()
     assert "Renamed to Joseph Biden" in console.flash()
     page.get_by_role("button", name="Delete photo").first.click()
-    assert "Photo deleted" in console.flash()
-    assert page.locator("ul.thumbs img").count() == 1
+    assert "Photo deleted" in console.flash() and page.locator("ul.thumbs img").count() == 1
 
     # the event's settings: a new threshold is saved and shown
     page.goto(event_url)
     page.get_by_label("Match threshold (distance)").fill("0.5")
     page.get_by_role("button", name="Save settings").click()
     assert "Settings saved" in console.flash()
-    assert page.get_by_label("Match threshold (distance)").input_value() == "0.5"
+    assert page.get_by_label("Match threshold (distance)").input_value() == "0.5"  # read back from the API
 
 
 def test_verify_two_photos_side_by_side(console, data_dir):
@@ -292,16 +302,12 @@ def test_fingerprints_enroll_identify_and_minutiae(console, data_dir):
         scores = [int(q) for q in enrolled.locator(".quality").all_inner_texts()]
         assert len(scores) == 2 and all(0 < q <= 100 for q in scores)
     console.shot("fingerprints", phone=True)
-
     page.get_by_label("Print", exact=True).set_input_files(str(db1 / "101_5.tif"))
     page.get_by_role("button", name="Identify").click()
-    rows = page.get_by_test_id("fp-candidates").locator("tbody tr")
-    assert rows.first.locator("td").first.inner_text() == "alice"
+    assert page.get_by_test_id("fp-candidates").locator("tbody tr td").first.inner_text() == "alice"
     assert "bob" not in page.get_by_test_id("fp-candidates").inner_text()
-    marks = page.locator("svg.print .minutia").count()
-    assert marks > 10
+    assert page.locator("svg.print .minutia").count() > 10
     console.shot("fingerprint-identify", phone=True)
-
     # a batch of prints as a job: the job page follows its progress live and then shows each print
     console.go("/console/fingerprints")
     page.get_by_label("Prints (processed as a background job)").set_input_files(
@@ -314,7 +320,6 @@ def test_fingerprints_enroll_identify_and_minutiae(console, data_dir):
     assert first_status in ("pending", "running"), first_status
     assert items.locator("tbody tr").count() == 4
     console.shot("job")
-
     console.go("/console/fingerprints")
     page.locator("table a[href*='/console/fingerprints/outputs/']").first.click()
     count = int(page.get_by_test_id("minutiae-count").inner_text())
@@ -333,18 +338,15 @@ def test_contour_job_progress_overlay_and_download(console, data_dir):
     # the page polls the job and reloads with the overlay once it has finished
     overlay = page.get_by_test_id("contour-overlay")
     overlay.wait_for(timeout=60_000)
-    svg, aligned = overlay.locator("img.over"), overlay.locator("img").first
-    page.wait_for_function("() => [...document.images].every(i => i.complete && i.naturalWidth > 0)")
-    box_svg, box_img = svg.bounding_box(), aligned.bounding_box()
+    page.wait_for_function(IMAGES_LOADED, arg="img")
+    box_svg, box_img = overlay.locator("img.over").bounding_box(), overlay.locator("img").first.bounding_box()
     assert box_svg and box_img and abs(box_svg["width"] - box_img["width"]) < 2  # drawn over the face
     console.shot("contour-job", phone=True)
     with page.expect_download() as download:
         page.get_by_role("link", name="SVG").click()
-    assert download.value.suggested_filename.endswith(".svg")
-    assert "<svg" in Path(download.value.path()).read_text()
+    assert download.value.suggested_filename.endswith(".svg") and "<svg" in Path(download.value.path()).read_text()
     console.go("/console/contours")
     console.shot("contours")
-
     console.go("/console/jobs")
     assert page.get_by_test_id("job-status").first.inner_text() == "succeeded"
     console.shot("jobs", phone=True)
@@ -362,8 +364,7 @@ def test_api_keys_and_admin_accounts(console, platform):
     console.go("/console/keys")  # shown once only
     assert key not in page.content()
     page.get_by_role("button", name="Revoke").click()
-    assert "Key revoked" in console.flash()
-    assert httpx.get(f"{platform}/api/v1/auth/me", headers={"X-API-Key": key}).status_code == 401
+    assert "Key revoked" in console.flash() and httpx.get(f"{platform}/api/v1/auth/me", headers={"X-API-Key": key}).status_code == 401
 
     # a second account registered through the API shows up for the admin, who can disable it
     assert httpx.post(f"{platform}/api/v1/auth/register",
@@ -393,6 +394,5 @@ def test_users_see_no_admin_pages(browser, platform):
     c.page.wait_for_url(re.compile(r"/console/events$"))
     assert c.page.get_by_role("link", name="Accounts").count() == 0
     r = c.page.goto(f"{platform}/console/admin/accounts")
-    assert r is not None and r.status == 403
-    assert "admin role required" in c.page.content()
+    assert r is not None and r.status == 403 and "admin role required" in c.page.content()
     context.close()
