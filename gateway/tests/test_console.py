@@ -4,6 +4,7 @@ allowlist, roles, and templates that a strict CSP can serve."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,3 +179,24 @@ def test_pages_set_a_strict_csp_and_templates_need_no_inline_code(client):
         assert not re.search(r"<script(?![^>]*\bsrc=)", text), template.name  # no inline script
         assert not re.search(r"\son[a-z]+=", text), template.name  # no inline event handler
         assert not re.search(r"\sstyle=", text), template.name  # no inline style (style-src 'self')
+
+
+def test_concurrent_requests_with_an_expired_token_refresh_once(client):
+    """A page and its images arrive together: they must not each spend the refresh token (the API
+    would take the second use for theft and revoke the login)."""
+    login(client)
+    client.cookies.set("bio_console_access", "expired.or.forged", path="/console")
+    cookies = {"bio_console_access": "expired.or.forged", "bio_console_refresh": client.cookies["bio_console_refresh"]}
+
+    async def together() -> list[httpx.Response]:
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver", cookies=cookies) as c:
+            return list(await asyncio.gather(*(c.get("/console/keys") for _ in range(4))))
+
+    answers = asyncio.run(together())
+    assert [r.status_code for r in answers] == [200] * 4
+    new_pairs = {r.cookies.get("bio_console_refresh") for r in answers}
+    assert len(new_pairs) == 1 and None not in new_pairs  # one rotation, shared
+    # the login is still valid: the rotated refresh token works
+    r = client.post("/api/v1/auth/refresh", json={"refresh_token": new_pairs.pop()})
+    assert r.status_code == 200

@@ -8,6 +8,9 @@ so the console route can hand it back to the browser in its cookies.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +25,22 @@ TIMEOUT_S = 180.0  # above the gateway's own upstream read timeout: the gateway 
 class Tokens:
     access: str
     refresh: str
+
+
+# A page and its images arrive together; when the access token has expired they would each present
+# the same refresh token, and the API treats a spent refresh token as theft (it revokes the login).
+# So one refresh per token runs at a time in this process, and its new pair is shared for a while.
+SHARED_REFRESH_S = 60.0
+_refresh_locks: dict[str, asyncio.Lock] = {}
+_refreshed: dict[str, tuple[float, Tokens]] = {}
+
+
+def _forget_old_refreshes(now: float) -> None:
+    for key in [k for k, (at, _) in _refreshed.items() if now - at > SHARED_REFRESH_S]:
+        _refreshed.pop(key, None)
+        lock = _refresh_locks.get(key)
+        if lock is not None and not lock.locked():
+            _refresh_locks.pop(key, None)
 
 
 class ApiError(Exception):
@@ -104,12 +123,24 @@ class Api:
 
     async def _refresh(self) -> bool:
         assert self.tokens is not None
-        r = await self._client.post("/api/v1/auth/refresh", json={"refresh_token": self.tokens.refresh})
-        if r.status_code != 200:
-            return False
-        body = r.json()
-        self.tokens = self.refreshed = Tokens(body["access_token"], body["refresh_token"])
-        return True
+        key = hashlib.sha256(self.tokens.refresh.encode()).hexdigest()
+        lock = _refresh_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            now = time.monotonic()
+            done = _refreshed.get(key)
+            if done is not None and now - done[0] <= SHARED_REFRESH_S:
+                self.tokens = self.refreshed = done[1]
+                return True
+            r = await self._client.post("/api/v1/auth/refresh", json={"refresh_token": self.tokens.refresh})
+            failed = r.status_code != 200
+            if not failed:
+                body = r.json()
+                self.tokens = self.refreshed = Tokens(body["access_token"], body["refresh_token"])
+                _refreshed[key] = (now, self.tokens)
+        if failed:
+            _refresh_locks.pop(key, None)
+        _forget_old_refreshes(now)
+        return not failed
 
     async def login(self, email: str, password: str) -> Tokens:
         r = await self._client.post("/api/v1/auth/login", data={"username": email, "password": password})
