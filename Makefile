@@ -40,8 +40,10 @@ $(VENV)/.test-installed: $(VENV)/.installed requirements-test.txt shared/testing
 	@touch $@
 
 # Command-line tools the deployment tests run for real: docker-compose (config validation), promtool
-# and prometheus (rules, and a real scrape of the platform), wrk (bench). kubectl is on the machine.
-TOOLS := docker-compose:docker-compose promtool:prometheus prometheus:prometheus wrk:wrk
+# and prometheus (rules, and a real scrape of the platform), wrk (bench), chromium and its driver (the
+# operator console's browser tests, driven by Playwright). kubectl is on the machine.
+TOOLS := docker-compose:docker-compose promtool:prometheus prometheus:prometheus wrk:wrk chromium:chromium \
+         chromedriver:chromium-driver
 test-tools:
 	@missing=""; for t in $(TOOLS); do command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; done; \
 	if [ -n "$$missing" ]; then \

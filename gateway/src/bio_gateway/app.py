@@ -23,6 +23,7 @@ from bio_gateway.audit import api as audit_api
 from bio_gateway.audit.middleware import AuditMiddleware
 from bio_gateway.audit.retention import start_retention
 from bio_gateway.audit.store import AuditLog
+from bio_gateway.console import install_console
 from bio_gateway.docs import install_docs
 from bio_gateway.headers import SecurityHeadersMiddleware
 from bio_gateway.openapi import SchemaSource, install_openapi, remote_schema
@@ -99,6 +100,7 @@ def create_app(
     app = FastAPI(title="Biometric identity platform", version="0.1.0", description=DESCRIPTION,
                   lifespan=lifespan, docs_url=None, redoc_url=None)
     install_docs(app)
+    install_console(app)  # the operator console at /console, a client of the public API
     app.state.settings = settings
     app.state.accounts = accounts
     app.state.limiter = limiter
