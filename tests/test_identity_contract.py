@@ -30,10 +30,7 @@ SECRET = "identity-contract-internal-secret-" + "x" * 32
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics"}
 # Routes known to miss the identity check on this branch, fixed by the room that owns the service.
 # The marks are strict: once the fix is merged the test passes, the XPASS fails, and the mark goes.
-KNOWN_OPEN = {
-    ("GET", "/api/v1/fingerprint/thresholds"): "fp-room: GET /fingerprint/thresholds does not check the gateway "
-                                               "identity (issue 12, Access)",
-}
+KNOWN_OPEN: dict[tuple[str, str], str] = {}  # none since fp-room checked /fingerprint/thresholds
 
 _VAR = Path(tempfile.mkdtemp(prefix="bio-identity-contract-"))
 atexit.register(shutil.rmtree, _VAR, True)

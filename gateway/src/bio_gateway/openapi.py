@@ -38,6 +38,7 @@ _COMMON = {
     "401": "No valid credentials: `not_authenticated`, `invalid_token`, `token_expired`, `token_revoked`, "
            "`invalid_api_key`, `account_disabled`",
     "403": "The caller may not do this (`admin_required` on admin operations)",
+    "404": "Not found: the path names nothing (of the caller's)",
     "413": "The request body exceeds the upload limit (`payload_too_large`)",
     "415": "The upload is not a supported file type",
     "422": "Validation failed (`validation_error`, `invalid_json`) or the input cannot be processed",
@@ -87,6 +88,8 @@ def _applicable(method: str, path: str, op: dict[str, Any]) -> list[str]:
         statuses.append("401")
     if "/admin/" in path:
         statuses.append("403")
+    if "{" in path:
+        statuses.append("404")
     if body:
         statuses += ["400", "413", "422"]
     if op.get("parameters"):
