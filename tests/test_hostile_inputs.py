@@ -170,26 +170,8 @@ IMAGES = {
     "text": lambda: b"hello, this is not an image\n" * 100,
     "empty": lambda: b"",
 }
-# Cases that fail on this branch because of service code that another room is fixing (issue 12).
-# Strict: once the fix is merged the case passes, the XPASS fails, and the integrator drops the mark.
-_FACE_LIMIT = ("fv-room: a 36 MP image (under the generic 40 MP, over the faces' 25 MP) is accepted; "
-               "per-modality pixel limits (issue 12)")
-_CONTOURS = "fv-room (contour-mask): "
-_ZIP = ("fr-room: an enroll-zip job whose only member is not a usable image ends `succeeded` with nothing "
-        "enrolled (issue 12: a job whose files all failed is `failed`)")
-KNOWN: dict[str, str] = {
-    **{f"{label} image_{kind}": _FACE_LIMIT
-       for label in ("POST /api/v1/verify/jobs/verify", "POST /api/v1/verify/jobs/normalize",
-                     "POST /api/v1/contours/jobs/normalize", "POST /api/v1/contours/jobs/contours")
-       for kind in ("jpeg_header_bomb", "png_content_bomb")},
-    **{f"POST /api/v1/contours/{op} nested_json_{field}": f"{_CONTOURS}nested JSON in `{field}` answers 500"
-       for op in ("jobs/contours", "extract") for field in ("landmarks", "options")},
-    **{f"POST /api/v1/contours/{op} landmarks_{case}": f"{_CONTOURS}degenerate landmarks ({case}) are accepted"
-       for op in ("jobs/contours", "extract") for case in ("68_identical_points", "468_points_at_origin")},
-    **{f"POST /api/v1/faces/events/{E}/enroll-zip image_{kind}": _ZIP for kind in IMAGES},
-    **{f"POST /api/v1/fingerprint/jobs/process finger_{v}": "fp-room: /jobs/process accepts a finger position "
-       "outside 0-10 (ignored without a subject, but not refused)" for v in HUGE_INTS},
-}
+# Cases a service is known to fail, each with its owner (strict xfail: a fixed case fails the mark). None now.
+KNOWN: dict[str, str] = {}
 
 
 def _structured() -> list[tuple[str, str, dict[str, Any]]]:

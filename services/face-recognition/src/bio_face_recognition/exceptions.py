@@ -146,3 +146,10 @@ DECODE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, 
 def error_responses(*errors: type[BioError], decode: bool = False) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route (shared builder); ``decode``: the route decodes an uploaded image."""
     return shared_error_responses(*errors, *(DECODE_ERRORS if decode else ()))
+
+
+class AllFilesFailed(Unprocessable):
+    """A bulk enrollment none of whose files could be used: the job is failed, with its report."""
+
+    code = "all_files_failed"
+    message = "no file of the archive could be used"

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bio_face_recognition.exceptions import InputMissing, PersonNameTaken
+from bio_face_recognition.exceptions import AllFilesFailed, InputMissing, PersonNameTaken
 from bio_face_recognition.models import FaceEmbedding, Person
 from bio_face_recognition.runtime import face_state
 from bio_face_recognition.service.archive import Entry, open_checked, zip_entries
@@ -121,6 +121,10 @@ def register_enroll_zip(rt: ServiceRuntime) -> None:
             raise
         result["filename"] = ctx.params.get("filename")
         rt.blobs.delete(key)
+        if result["files"] and result["failed"] == result["files"]:
+            # nothing usable at all: the job failed (its error carries the per-file report)
+            raise AllFilesFailed(details={k: v for k, v in result.items() if k != "report"} |
+                                 {"report": result["report"][:100]})
         return result
 
 

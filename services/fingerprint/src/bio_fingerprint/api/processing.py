@@ -38,8 +38,9 @@ async def submit_process(rt: RuntimeDep, identity: IdentityDep, state: StateDep,
     options: dict[str, Any] = {"steps": parse_steps(steps), "enhancement": enhancement, "dpi": dpi}
     if enhancement:
         state.models.methods(enhancement)
+    finger = check_finger(finger)  # refused even when unused: a value outside 0-10 is a client error
     if subject:  # an empty field means: process only
-        options.update(subject=check_subject(subject), finger=check_finger(finger))
+        options.update(subject=check_subject(subject), finger=finger)
     data = await read_files(rt, files)
     job = await run_in_threadpool(submit_batch, rt, identity, data, options)
     return accepted(job, rt)
