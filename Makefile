@@ -23,7 +23,7 @@ help:
 	@echo "make run           start the whole platform as one process (SQLite, in-process jobs) on http://$(HOST):$(PORT)"
 	@echo "make test          install test dependencies and run the whole suite"
 	@echo "make lint          ruff, mypy (strict on bio_shared and every engine/) and the import contracts"
-	@echo "make up / down     distributed mode on loopback: gateway, 4 services, 4 Celery workers (PostgreSQL + Redis)"
+	@echo "make up / down     distributed mode on loopback: gateway, 4 services, 4 Celery workers and the webhooks worker (PostgreSQL + Redis)"
 	@echo "make create-admin  EMAIL=... [PASSWORD=...]: create or promote an admin account"
 	@echo "make bench         benchmarks; reports under reports/"
 

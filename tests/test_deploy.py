@@ -28,6 +28,7 @@ PARTS = {"gateway": "gateway", "fingerprint": "services/fingerprint", "face-reco
          "face-verify": "services/face-verify", "contour-mask": "services/contour-mask"}
 INFERENCE = [p for p in PARTS if p != "gateway"]
 COMPOSE_ENV = {"POSTGRES_PASSWORD": "pw", "BIO_INTERNAL_SECRET": "internal", "BIO_GATEWAY_JWT_SECRET": "jwt",
+               "BIO_KEK": "k1:" + "A" * 43 + "=", "BIO_GATEWAY_AUDIT_SECRET": "audit",
                "GRAFANA_ADMIN_PASSWORD": "admin"}
 PROMQL_WORDS = {"sum", "by", "rate", "max", "min", "avg", "histogram_quantile", "le", "without", "on", "ignoring",
                 "bool", "and", "or", "unless", "count", "clamp_min", "increase", "irate", "offset", "group_left",
@@ -256,7 +257,7 @@ def family(name: str) -> str:
 @pytest.fixture
 def running_platform(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     var_dir = tmp_path / "var"
-    base = launch.free_port_base(9)
+    base = launch.free_port_base(10)
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development"}
     try:
         yield launch.up(env, var_dir=var_dir, port_base=base, metrics_port_base=base + 5, timeout_s=120, quiet=True)

@@ -33,7 +33,7 @@ TABLES = {name: f"{name}_jobs" for name in ROUTES}
 @pytest.fixture
 def stack(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     var_dir = tmp_path / "var"
-    base = launch.free_port_base(9)
+    base = launch.free_port_base(10)
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
            "BIO_ENV": "development", "BIO_LOG_LEVEL": "INFO"}
     try:
@@ -205,3 +205,48 @@ def test_distributed_stack_end_to_end(stack, launch, pg_url, samples):
         status = launch.status(stack["var_dir"])
         assert "contour_mask" not in status or not status["contour_mask"]["alive"]
         assert status["gateway"]["alive"] and status["fingerprint"]["alive"]
+
+
+def test_webhook_delivered_by_the_webhooks_worker(stack, samples):
+    """Distributed mode: a finished job's event leaves through the gateway's Celery worker, signed."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from bio_gateway.webhooks.signing import HEADER, verify
+
+    got: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            got.append((dict(self.headers), self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    assert "webhooks-worker" in stack["processes"]
+    try:
+        with httpx.Client(base_url=stack["gateway_url"], timeout=30) as http:
+            _, auth = account(http, "hooks@example.org")
+            hook = http.post("/api/v1/webhooks", headers=auth, json={
+                "url": f"http://127.0.0.1:{server.server_address[1]}/in", "events": ["job.succeeded"]})
+            assert hook.status_code == 201, hook.text
+            sample = samples["face_recognition"]
+            r = http.post("/api/v1/faces/jobs/normalize", headers=auth,
+                          files={"file": (sample.name, sample.read_bytes(), "application/octet-stream")})
+            assert r.status_code == 202, r.text
+            assert wait_final(http, r.json()["status_url"], auth)["status"] == "succeeded"
+            deadline = time.monotonic() + 30
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert got, "no webhook delivery within 30 s"
+            headers, body = got[0]
+            assert json.loads(body)["data"]["job_id"] == r.json()["id"]
+            assert verify(hook.json()["secret"].encode(), body, headers[HEADER])
+            deliveries = http.get(f"/api/v1/webhooks/{hook.json()['id']}/deliveries", headers=auth).json()
+            assert deliveries["items"][0]["status"] == "succeeded"
+    finally:
+        server.shutdown()

@@ -137,6 +137,7 @@ def build() -> dict[str, list[dict]]:
         *api("gateway", "bio-gateway", ["bio-platform", "serve", "--host", "0.0.0.0", "--port", "8000"],
              ("250m", "256Mi", "512Mi"), 2),
         hpa("gateway", (2, 10)),
+        worker("gateway-worker", "bio-gateway", ["bio-platform", "worker"], ("100m", "256Mi", "512Mi")),
         {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
          "metadata": meta("gateway", "ingress", annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "25m",
                                                               "nginx.ingress.kubernetes.io/proxy-read-timeout": "180"}),

@@ -91,3 +91,24 @@ def test_production_without_a_key_refuses(tmp_path: Path) -> None:
     settings = CommonSettings(env="production", var_dir=tmp_path, internal_secret="x" * 40)
     with pytest.raises(ValueError, match="BIO_KEK"):
         load_keks(settings)
+
+
+def test_processes_starting_at_once_agree_on_one_development_key(tmp_path: Path) -> None:
+    import threading
+
+    path = tmp_path / "secrets" / "kek.json"
+    path.parent.mkdir()
+    barrier = threading.Barrier(8)
+    seen: list[str] = []
+
+    def start() -> None:
+        barrier.wait()
+        crypto.ensure_key_file(path)
+        seen.append(crypto.load_key_file(path)[1])
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(seen)) == 1 and len(crypto.load_key_file(path)[0]) == 1

@@ -88,7 +88,7 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
-def free_port_base(count: int = 9, host: str = DEFAULT_HOST, lo: int = 20000, hi: int = 40000) -> int:
+def free_port_base(count: int = 10, host: str = DEFAULT_HOST, lo: int = 20000, hi: int = 40000) -> int:
     """A base port such that base .. base+count-1 are all free (for isolated stacks in tests)."""
     rng = random.Random()
     for _ in range(200):

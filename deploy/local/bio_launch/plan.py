@@ -125,7 +125,17 @@ def build_plan(env: dict[str, str], host: str, port_base: int, metrics_port_base
                          url=urls[n]))
     if workers:
         plan += [_worker(n, script, env, host, metrics_port_base, index[n]) for n, script in chosen]
+        plan.append(_webhooks_worker(host, metrics_port_base, len(SERVICES)))
     return plan
+
+
+def _webhooks_worker(host: str, metrics_port_base: int, index: int) -> Proc:
+    """The gateway's own Celery worker: it delivers webhooks."""
+    mport = metrics_port_base + index if metrics_port_base else None
+    extra = {"BIO_WORKER_METRICS_PORT": str(mport)} if mport else {}
+    extra["BIO_WORKER_METRICS_ADDR"] = host
+    return Proc("webhooks-worker", "worker", [console_script("bio-platform"), "worker"], port=mport,
+                url=f"http://{host}:{mport}/metrics" if mport else None, env=extra)
 
 
 def _worker(name: str, script: str, env: dict[str, str], host: str, metrics_port_base: int, index: int) -> Proc:

@@ -46,7 +46,7 @@ def test_verification_job_through_the_gateway_with_a_celery_worker(launch, pg_ur
         if key.upper().startswith("BIO_") and not key.upper().startswith("BIO_TEST_"):
             monkeypatch.delenv(key)
     var_dir = tmp_path / "var"
-    base = launch.free_port_base(9)
+    base = launch.free_port_base(10)
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development"}
     try:
         stack = launch.up(env, var_dir=var_dir, port_base=base, metrics_port_base=base + 5, timeout_s=120,

@@ -207,6 +207,24 @@ def write_key_file(path: Path, keks: list[LocalKek], current: str) -> None:
     os.replace(tmp, path)
 
 
+def ensure_key_file(path: Path) -> None:
+    """Create a key file with one random KEK unless one exists. Several processes starting at once
+    (the local launcher) may race here: the file is linked into place exclusively, so exactly one
+    key wins and every process loads that one."""
+    if path.exists():
+        return
+    key = AESGCM.generate_key(bit_length=256)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    kek = LocalKek(kek_id_for(key), key)
+    write_key_file(tmp, [kek], kek.key_id)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def add_key(path: Path) -> str:
     """A new random KEK appended to the key file and made current; returns its id."""
     keks, _ = load_key_file(path) if path.exists() else ([], "")

@@ -56,7 +56,7 @@ def load_keks(settings: CommonSettings) -> tuple[list[LocalKek], str]:
     if not path.exists():
         if settings.kek_file or settings.env not in DEV_ENVS:
             raise ValueError("set BIO_KEK or BIO_KEK_FILE: templates, embeddings and images are encrypted at rest")
-        crypto.add_key(path)
+        crypto.ensure_key_file(path)
     return crypto.load_key_file(path)
 
 
