@@ -74,6 +74,13 @@ bench: $(VENV)/.test-installed test-tools
 	    echo "== $$cli bench"; $(BIN)/$$cli bench --out reports/$${cli#bio-} || exit 1; \
 	  fi; \
 	done
+	# 1:N at scale (issue 14): approximate face index, two-stage sharded fingerprint search
+	for n in 10000 100000 1000000; do \
+	  $(BIN)/bio-face-recognition bench-search --size $$n --json reports/search/faces-$$n.json || exit 1; \
+	done
+	for n in 10000 100000; do \
+	  $(BIN)/bio-fingerprint bench-search --size $$n --shards 2 --probes 100 --json reports/search/fingerprint-$$n.json || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) var reports .pytest_cache
