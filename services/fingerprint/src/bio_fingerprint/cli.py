@@ -371,7 +371,7 @@ def evaluate_classifier(args: argparse.Namespace, settings: Any) -> None:
     res = ev(clf, _classifier_prints(settings, "test"), per_class=args.per_class)
     print(f"accuracy {res['accuracy']:.3f} on {res['samples']} held-out samples (fingers never seen in training)")
     print("confusion matrix (rows true, columns predicted): " + ", ".join(res["classes"]))
-    for name, row in zip(res["classes"], res["confusion_matrix"]):
+    for name, row in zip(res["classes"], res["confusion_matrix"], strict=True):
         print(f"  {name:>13}: {row}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=2))
@@ -418,6 +418,9 @@ def extra(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--per-class", type=int, default=40)
     v.add_argument("--json")
     v.set_defaults(handler=evaluate_classifier)
+    from bio_fingerprint.bench_search import add_parser as add_bench_search
+
+    add_bench_search(sub)  # bench-search --size N [--shards S] --json OUT
 
 
 main = service_cli(SERVICE, extra=extra)
