@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bio_face_recognition.engine.ann_index import AnnIndex, AnnSettings, StaleIndex, read_manifest
+from bio_face_recognition.engine.ann_index import AnnIndex, AnnSettings, StaleIndex, current, read_manifest
 from bio_face_recognition.engine.gallery import Gallery
 from bio_shared.storage import BlobStore
 
@@ -75,6 +75,9 @@ def test_exact_mode_equals_exhaustive_search(store, data):
         assert [c.person_id for c in got] == [c.person_id for c in want]
         assert [c.embedding_id for c in got] == [c.embedding_id for c in want]
         assert np.allclose([c.distance for c in got], [c.distance for c in want], atol=1e-5)
+    assert index.person_count == exact.person_count == 500
+    assert np.allclose(index.distances_to(probes[0], people[7]), exact.distances_to(probes[0], people[7]), atol=1e-5)
+    assert len(index.distances_to(probes[0], people[7])) == 3 and len(index.distances_to(probes[0], "nobody")) == 0
 
 
 def test_incremental_add_and_remove(store, data):
@@ -146,3 +149,20 @@ def test_bad_input_is_refused_and_changes_nothing(store, data):
     with pytest.raises(ValueError):
         index.add(["x" * 33], ["p"], gallery[:1])
     assert len(index) == 0 and index.search(gallery[0]) == []
+
+
+def test_current_rebuilds_a_stale_index_from_the_database_rows(store, data):
+    gallery, _, probes = data
+    rows = [(i, i.replace("e", "p", 1), gallery[k].tobytes()) for k, i in enumerate(_ids(0, 2500))]
+    settings = AnnSettings(exact_below=2000)
+    built = current(store, "o/ann/ev", 3, lambda: iter(rows), settings)
+    assert built.approximate and built.trained_on == 2500 and read_manifest(store, "o/ann/ev")["version"] == 3
+    same = current(store, "o/ann/ev", 3, lambda: pytest.fail("must load, not rebuild"), settings)
+    assert same.search(probes[0], k=2) == built.search(probes[0], k=2)
+    newer = current(store, "o/ann/ev", 4, lambda: iter(rows[:100]), settings)  # the database moved on
+    assert len(newer) == 100 and not newer.approximate and newer.version == 4
+    newest = current(store, "o/ann/ev", 5, lambda: iter(rows[:10]), settings)
+    assert len(newest) == 10
+    # only this generation and the previous one stay on disk (segments of v3 are gone)
+    assert len(list(store.path_for("o/ann/ev").glob("seg-*"))) == 2
+    assert len(list(store.path_for("o/ann/ev").glob("index-*"))) == 2

@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import faiss
@@ -171,6 +171,18 @@ class AnnIndex:
         return int(self.index.ntotal)
 
     @property
+    def person_count(self) -> int:
+        return len(np.unique(self.person_ids[self.alive]))
+
+    def distances_to(self, probe: np.ndarray, person_id: str) -> np.ndarray:
+        """Exact distances from the probe to every live embedding of one person (same as Gallery's)."""
+        rows = np.flatnonzero((self.person_ids == person_id.encode()) & self.alive)
+        if not len(rows):
+            return np.zeros(0, np.float32)
+        diff = self.vectors.read(rows) - np.asarray(probe, np.float32).reshape(1, self.dim)
+        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+
+    @property
     def approximate(self) -> bool:
         return not isinstance(self.index, faiss.IndexIDMap)
 
@@ -241,7 +253,8 @@ class AnnIndex:
 
     def retrain(self) -> None:
         with self._lock:
-            self._train()
+            if self.alive.any():
+                self._train()
 
     # -- search -----------------------------------------------------------------------------------
     def search(self, probe: np.ndarray, k: int = 1) -> list[Candidate]:
@@ -290,7 +303,9 @@ class AnnIndex:
             key = self.store.put(f"{self.prefix}/{MANIFEST}", json.dumps(manifest).encode())
             self.version = version
             if previous is not None:  # readers load right after reading the manifest; keep one old generation
-                _drop_older(self.store, self.prefix, keep={index_key, table_key, previous["index"], previous["ids"]})
+                keep = {index_key, table_key, previous["index"], previous["ids"], *self.vectors.keys,
+                        *(seg["key"] for seg in previous["segments"])}
+                _drop_older(self.store, self.prefix, keep)
             return key
 
     @classmethod
@@ -321,14 +336,16 @@ def _drop_older(store: BlobStore, prefix: str, keep: set[str]) -> None:
     folder = store.path_for(prefix)
     for path in folder.glob("*"):
         key = f"{prefix}/{path.name}"
-        if path.name.startswith(("index-", "ids-")) and key not in keep:
+        if path.name.startswith(("index-", "ids-", "seg-")) and key not in keep:
             store.delete(key)
 
 
 def build_from_rows(store: BlobStore, prefix: str, version: int | str, rows: Iterable[tuple[str, str, bytes]],
                     settings: AnnSettings | None = None, batch: int = 50_000) -> AnnIndex:
-    """A fresh index from ``(embedding_id, person_id, float32 vector bytes)`` rows (e.g. the database), saved."""
-    index = AnnIndex(store, prefix, settings)
+    """A fresh index from ``(embedding_id, person_id, float32 vector bytes)`` rows (e.g. the database), saved.
+    The IVF lists are trained once on everything (not on the first batch)."""
+    settings = settings or AnnSettings()
+    index = AnnIndex(store, prefix, AnnSettings(**{**settings.__dict__, "exact_below": 2**62}))
     buf: list[tuple[str, str, bytes]] = []
 
     def flush() -> None:
@@ -342,5 +359,18 @@ def build_from_rows(store: BlobStore, prefix: str, version: int | str, rows: Ite
         if len(buf) >= batch:
             flush()
     flush()
+    index.settings = settings
+    if len(index) >= settings.exact_below:
+        index.retrain()
     index.save(version)
     return index
+
+
+def current(store: BlobStore, prefix: str, version: int | str,
+            rows: Callable[[], Iterable[tuple[str, str, bytes]]], settings: AnnSettings | None = None) -> AnnIndex:
+    """The index at ``version``: loaded from the blob store, or rebuilt from ``rows()`` when the persisted
+    one is missing or stale (what a replica does when the database's gallery version moved on)."""
+    try:
+        return AnnIndex.load(store, prefix, version, settings)
+    except StaleIndex:
+        return build_from_rows(store, prefix, version, rows(), settings)
