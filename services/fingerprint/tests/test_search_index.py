@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bio_fingerprint.engine import synthetic
-from bio_fingerprint.engine.indexing import LshParams, choose_bits, cylinders, hashes
+from bio_fingerprint.engine.indexing import LshParams, choose_bits, cylinders, default_positions, hashes
 from bio_fingerprint.engine.shards import Probe, Shard, identify, merge, search_shard, shard_of, split
 from bio_shared.fanout import fan_out, register_shard_task
 
@@ -60,6 +60,14 @@ def test_prefilter_keeps_the_mates(world):
     ranks = np.asarray(ranks)
     assert np.mean(ranks < 0.1 * len(ids)) >= 0.95  # mates within a 10 % penetration
     assert np.median(ranks) <= 2
+
+
+def test_default_positions_are_stable_and_informative(world):
+    _, gallery, _, _, _ = world
+    a, b = default_positions(), default_positions()
+    assert np.array_equal(a, b) and a.shape == (LshParams().functions, LshParams().bits)
+    freq = np.concatenate([cylinders(t) for t in gallery[:60]]).mean(0)
+    assert freq[a.ravel()].min() > 0.02  # never a bit that is always 0
 
 
 def test_two_stage_search_finds_the_mate_with_full_match_scores(world):

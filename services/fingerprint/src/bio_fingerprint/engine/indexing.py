@@ -129,6 +129,16 @@ def choose_bits(sample: np.ndarray, params: LshParams, low: float = 0.1, high: f
     return np.stack([rng.choice(informative, params.bits, replace=False) for _ in range(params.functions)])
 
 
+def default_positions(params: LshParams | None = None) -> np.ndarray:
+    """Bit positions for a service that has no sample at hand: every bit of a cell inside the cylinder's
+    radius is eligible (cells outside it are always 0). Deterministic: all shards and replicas agree."""
+    params = params or LshParams()
+    centre = (np.arange(NS) - (NS - 1) / 2.0) * (2.0 * R / NS)
+    inside = (centre[:, None] ** 2 + centre[None, :] ** 2 <= R * R).ravel()
+    freq = np.repeat(np.where(inside, 0.5, 0.0), ND)
+    return choose_bits(freq[None, :], params)
+
+
 def hashes(cyl: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """(k, H) int64 hash values of k cylinders."""
     weights = (1 << np.arange(positions.shape[1], dtype=np.int64))
