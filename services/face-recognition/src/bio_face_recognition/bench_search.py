@@ -235,14 +235,14 @@ def query_phase(folder: Path, nprobe: int | None) -> dict:
     return out
 
 
-def run(size: int, work: Path, data_dir: Path, nprobe: int | None = None) -> dict:
+def run(size: int, work: Path, data_dir: Path, nprobe: int | None = None, probes: int = 1000) -> dict:
     folder = work / f"faces-{size}"
     if folder.exists():
         import shutil
 
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    report = {"size": size, **build(size, folder, data_dir)}
+    report = {"size": size, **build(size, folder, data_dir, probes_per_set=probes)}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "bio_face_recognition.bench_search", str(folder), str(nprobe or 0)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
