@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from bio_face_recognition.bench_search import run
 
 
+@pytest.mark.data
 def test_bench_search_reports_the_contract_fields(data_dir, tmp_path):
     report = run(21_000, tmp_path / "work", data_dir, probes=200)
     for key in ("size", "p50_ms", "p99_ms", "memory_bytes", "build_s", "recall_at_1", "load_s", "nprobe"):

@@ -213,7 +213,7 @@ def query_phase(folder: Path, nprobe: int | None) -> dict:
             if curve[n] >= 1.0:
                 break
         nprobe = n
-    index.settings = AnnSettings(nprobe=nprobe or 24)
+    index.settings = AnnSettings(nprobe=nprobe)
     out: dict = {"load_s": round(load_s, 3), "nprobe": nprobe, "tuning_recall": curve}
     all_times, hits, cpu = [], [], []
     for k, (q, truth) in held.items():
