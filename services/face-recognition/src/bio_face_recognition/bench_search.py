@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -238,8 +239,6 @@ def query_phase(folder: Path, nprobe: int | None) -> dict:
 def run(size: int, work: Path, data_dir: Path, nprobe: int | None = None, probes: int = 1000) -> dict:
     folder = work / f"faces-{size}"
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
     report = {"size": size, **build(size, folder, data_dir, probes_per_set=probes)}
@@ -249,6 +248,7 @@ def run(size: int, work: Path, data_dir: Path, nprobe: int | None = None, probes
     report.update(json.loads(res.stdout.strip().splitlines()[-1]))
     report["memory_bytes_per_embedding"] = round(report["memory_bytes"] / size, 1)
     report["disk_bytes"] = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    shutil.rmtree(folder)  # up to gigabytes of segments
     return report
 
 
