@@ -95,6 +95,12 @@ bench: $(VENV)/.test-installed test-tools
 	    echo "== $$cli bench"; $(BIN)/$$cli bench --out reports/$${cli#bio-} || exit 1; \
 	  fi; \
 	done
+	# 1:N at scale (issue 14): approximate face index, two-stage sharded fingerprint search
+	for n in 10000 100000 1000000; do \
+	  $(BIN)/bio-face-recognition bench-search --size $$n --json reports/search/faces-$$n.json || exit 1; \
+	done
+	$(BIN)/bio-fingerprint bench-search --size 10000 --shards 2 --json reports/search/fingerprint-10000.json
+	$(BIN)/bio-fingerprint bench-search --size 100000 --shards 1 --probes 100 --json reports/search/fingerprint-100000.json
 
 clean:
 	rm -rf $(VENV) var reports .pytest_cache .mypy_cache

@@ -8,6 +8,7 @@
 * ``purge-unknowns``: delete unknown faces past their retention now.
 * ``evaluate DIR [--threshold 0.6] [--json FILE]``: accuracy on any folder with truth.csv (and pairs.csv).
 * ``bench [--out reports/face-recognition]``: accuracy, speed and 1:N scale report.
+* ``bench-search --size N [--json OUT]``: the approximate 1:N index against exact search (bench_search.py).
 """
 
 from __future__ import annotations
@@ -109,6 +110,17 @@ def bench_cmd(args: argparse.Namespace, settings: Any) -> None:
     print(f"wrote {out.with_suffix('.md')} and {out.with_suffix('.json')}")
 
 
+def bench_search_cmd(args: argparse.Namespace, settings: Any) -> None:
+    from bio_face_recognition.bench_search import run
+
+    report = run(args.size, Path(args.work), Path(args.data_dir or settings.data_dir), args.nprobe)
+    text = json.dumps(report, indent=2)
+    print(text)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(text)
+
+
 def extra(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enroll-dir", help="bulk enrollment from a directory (one folder per person)")
     p.add_argument("directory")
@@ -136,6 +148,14 @@ def extra(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--with-plain", action="store_true", help="also the plain dlib pipeline, for comparison")
     p.add_argument("--json")
     p.set_defaults(handler=evaluate_cmd)
+
+    p = sub.add_parser("bench-search", help="1:N search at scale: approximate index vs exact (synthetic gallery)")
+    p.add_argument("--size", type=int, required=True, help="gallery embeddings")
+    p.add_argument("--json", help="write the report here")
+    p.add_argument("--work", default="/tmp/bio-bench-search", help="blob store folder for the index")
+    p.add_argument("--nprobe", type=int, help="IVF lists per probe (default: tuned on a separate probe set)")
+    p.add_argument("--data-dir")
+    p.set_defaults(handler=bench_search_cmd)
 
     p = sub.add_parser("bench", help="accuracy, speed and scale report")
     p.add_argument("--out", default="reports/face-recognition")

@@ -7,6 +7,7 @@
   sets made from them), each with its tuned-on flag and command; NBIS (mindtct + bozorth3) side by side;
   extraction / comparison / 1:N speed (bench.py).
 * ``bench-decisions [--json OUT]``: requested vs measured subject FMR and FPIR (bench_decisions.py).
+* ``bench-search --size N [--shards S] --json OUT``: two-stage indexed 1:N search, sharded (bench_search.py).
 * ``evaluate DIR [--json FILE] [--enhancement classic|learned]``: the FVC protocol on any folder with truth.csv.
 * ``devset SOURCE OUT --kind small|tiny|distorted``: a transformed development set (engine/devsets.py).
 * ``calibrate [DIR ...]``: measure the score-to-FMR table on impostor comparisons and write it into the package.
@@ -116,6 +117,9 @@ def extra(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--per-class", type=int, default=40)
     v.add_argument("--json")
     v.set_defaults(handler=tools.evaluate_classifier)
+    from bio_fingerprint.bench_search import add_parser as add_bench_search
+
+    add_bench_search(sub)  # bench-search --size N [--shards S] --json OUT
 
 
 main = service_cli(SERVICE, extra=extra)

@@ -1,0 +1,21 @@
+"""``bio-face-recognition bench-search``: the JSON contract, on a small gallery of real + generated embeddings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bio_face_recognition.bench_search import run
+
+
+@pytest.mark.data
+def test_bench_search_reports_the_contract_fields(data_dir, tmp_path):
+    report = run(21_000, tmp_path / "work", data_dir, probes=200)
+    for key in ("size", "p50_ms", "p99_ms", "memory_bytes", "build_s", "recall_at_1", "load_s", "nprobe"):
+        assert key in report, key
+    assert report["size"] == 21_000 and report["approximate"]
+    assert report["recall_at_1"] >= 0.99 and report["recall_at_1_real"] >= 0.95
+    assert 0 < report["memory_bytes"] < 21_000 * 600  # compressed codes resident, not the float32 matrix
+    assert report["mate_distance_median"]["synthetic"] < report["mate_distance_median"]["tuning"]
+    json.dumps(report)

@@ -1,0 +1,128 @@
+"""Two-stage 1:N search over gallery shards: MCC-LSH prefilter, full match of the selected templates,
+candidate lists of all shards merged by score.
+
+A shard is any subset of a gallery (``shard_of`` assigns a template to one of S shards by a stable
+hash of its id). ``search_shard`` is what one worker process runs for its shard; ``merge`` combines
+the per-shard lists. The full match (``matcher.match_many``) decides the scores, as in exhaustive
+search; the prefilter only chooses which templates are matched. ``penetration=1`` is exhaustive.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from bio_fingerprint.engine import matcher
+from bio_fingerprint.engine.indexing import LshParams, McclshIndex, choose_bits, cylinders, hashes
+
+DEFAULT_PENETRATION = 0.05
+MIN_CANDIDATES = 200  # small galleries: match at least this many (all of them below it)
+
+
+def shard_of(template_id: str, shards: int) -> int:
+    """Stable shard number of a template id (the same in every process and release)."""
+    return zlib.crc32(str(template_id).encode()) % max(1, shards)
+
+
+@dataclass(frozen=True)
+class Hit:
+    score: float
+    template_id: Hashable
+
+
+class Shard:
+    """Templates of one shard packed for the matcher, with their prefilter index."""
+
+    def __init__(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray], positions: np.ndarray) -> None:
+        if len(ids) != len(templates):
+            raise ValueError("one id per template")
+        self.ids = list(ids)
+        self.m, self.l, self.offsets = matcher.pack(list(templates))
+        self.prefilter = McclshIndex(positions)
+        self.prefilter.add([hashes(cylinders(t), positions) for t in templates])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.m.nbytes + self.l.nbytes + self.offsets.nbytes + self.prefilter.nbytes)
+
+    def candidates(self, probe_hashes: np.ndarray, penetration: float) -> np.ndarray:
+        count = max(MIN_CANDIDATES, math.ceil(penetration * len(self)))
+        if penetration >= 1 or count >= len(self):
+            return np.arange(len(self))
+        return self.prefilter.select(probe_hashes, count)
+
+    def match(self, probe: tuple[np.ndarray, np.ndarray], selected: np.ndarray) -> np.ndarray:
+        """Full matcher scores of the probe against the selected templates (in that order)."""
+        if not len(selected):
+            return np.zeros(0)
+        if len(selected) == len(self):
+            return matcher.match_many(probe[0], probe[1], self.m, self.l, self.offsets)[selected]
+        lo, hi = self.offsets[selected], self.offsets[selected + 1]
+        lengths = hi - lo
+        sub_offsets = np.zeros(len(selected) + 1, np.int64)
+        np.cumsum(lengths, out=sub_offsets[1:])
+        rows = np.arange(sub_offsets[-1], dtype=np.int64) - np.repeat(sub_offsets[:-1] - lo, lengths)
+        return matcher.match_many(probe[0], probe[1], self.m[rows], self.l[rows], sub_offsets)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A probe prepared once for every shard: the matcher's form and the prefilter hashes."""
+
+    prepared: tuple[np.ndarray, np.ndarray]
+    hashes: np.ndarray
+
+    @classmethod
+    def of(cls, minutiae: np.ndarray, positions: np.ndarray) -> Probe:
+        return cls(matcher.prepare(minutiae), hashes(cylinders(minutiae), positions))
+
+
+def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION
+                 ) -> list[Hit]:
+    """The shard's best ``top_k`` templates by full-match score, best first."""
+    selected = shard.candidates(probe.hashes, penetration)
+    s = shard.match(probe.prepared, selected)
+    order = np.lexsort((selected, -s))[:top_k]
+    return [Hit(float(s[i]), shard.ids[int(selected[i])]) for i in order]
+
+
+def merge(lists: Sequence[Sequence[Hit]], top_k: int = 10) -> list[Hit]:
+    """One candidate list from the shards' lists: by score, ties by id, so the order is deterministic."""
+    hits = [h for lst in lists for h in lst]
+    return sorted(hits, key=lambda h: (-h.score, str(h.template_id)))[:top_k]
+
+
+def identify(shards: Sequence[Shard], probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION,
+             run: Callable[[Callable[[Shard], list[Hit]], Sequence[Shard]], list[list[Hit]]] | None = None
+             ) -> list[Hit]:
+    """Every shard searched (in this process, or through ``run``, e.g. a Celery fan-out) and merged."""
+
+    def one(shard: Shard) -> list[Hit]:
+        return search_shard(shard, probe, top_k=top_k, penetration=penetration)
+
+    lists = run(one, shards) if run else [one(s) for s in shards]
+    return merge(lists, top_k)
+
+
+def lsh_positions(sample_templates: Sequence[np.ndarray], params: LshParams | None = None) -> np.ndarray:
+    """LSH bit positions chosen on a sample of (real) templates; store them with the gallery."""
+    params = params or LshParams()
+    cyl = [cylinders(t) for t in sample_templates]
+    sample = np.concatenate(cyl) if cyl else np.zeros((0, 1))
+    return choose_bits(sample, params)
+
+
+def split(ids: Sequence[Hashable], templates: Sequence[np.ndarray], shards: int, positions: np.ndarray
+          ) -> list[Shard]:
+    """A gallery cut into ``shards`` shards by ``shard_of``."""
+    groups: list[list[int]] = [[] for _ in range(shards)]
+    for i, tid in enumerate(ids):
+        groups[shard_of(str(tid), shards)].append(i)
+    return [Shard([ids[i] for i in g], [templates[i] for i in g], positions) for g in groups]
