@@ -142,7 +142,7 @@ def evaluate_rows(rows: list[tuple[Path, str]], preset: str = "classic", extract
 
 def nbis_rows(rows: list[tuple[Path, str]]) -> dict[str, Any] | None:
     try:
-        import nbis
+        import nbis  # type: ignore[import-not-found]  # optional, not installed by default
     except ImportError:
         return None
     from bio_fingerprint.engine.evaluation import evaluate_scores

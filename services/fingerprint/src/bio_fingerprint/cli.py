@@ -125,4 +125,4 @@ def extra(sub: argparse._SubParsersAction) -> None:
 main = service_cli(SERVICE, extra=extra)
 
 if __name__ == "__main__":
-    main()
+    main(None)

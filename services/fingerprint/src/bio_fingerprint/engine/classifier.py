@@ -14,12 +14,15 @@ import time
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from bio_fingerprint.engine.distortion import distort
+
+if TYPE_CHECKING:
+    from torch import nn
 
 CLASSES = ["clean", "partial", "noise", "blur", "smudge", "dry", "wet", "low_contrast"]
 MODEL_VERSION = "distortion-cnn-1"
@@ -43,10 +46,10 @@ def features(gray: np.ndarray) -> np.ndarray:
     return np.stack([whole, crop]).astype(np.float32) / 255.0
 
 
-def build_model(n_classes: int = len(CLASSES)):
+def build_model(n_classes: int = len(CLASSES)) -> nn.Sequential:
     import torch.nn as nn
 
-    def block(cin: int, cout: int) -> list:
+    def block(cin: int, cout: int) -> list[nn.Module]:
         return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
     return nn.Sequential(
@@ -62,7 +65,7 @@ def make_samples(prints: list[np.ndarray], per_class: int, seed: int) -> tuple[n
     xs, ys = [], []
     rng = np.random.default_rng(seed)
     for label, kind in enumerate(CLASSES):
-        for k in range(per_class):
+        for _ in range(per_class):
             src = prints[int(rng.integers(len(prints)))]
             img, _ = distort(src, kind, int(rng.integers(1 << 31)))
             xs.append(features(img))
@@ -143,7 +146,7 @@ class DistortionClassifier:
 
     def probabilities(self, gray: np.ndarray) -> dict[str, float]:
         p = self.predict([gray])[0]
-        return {c: round(float(v), 4) for c, v in zip(self.classes, p)}
+        return {c: round(float(v), 4) for c, v in zip(self.classes, p, strict=True)}
 
 
 def evaluate(clf: DistortionClassifier, prints: list[np.ndarray], per_class: int = 40, seed: int = 12345
@@ -160,7 +163,7 @@ def evaluate(clf: DistortionClassifier, prints: list[np.ndarray], per_class: int
     pred = probs.argmax(1)
     n = len(clf.classes)
     cm = np.zeros((n, n), int)
-    for t, p in zip(ys, pred):
+    for t, p in zip(ys, pred, strict=True):
         cm[t, p] += 1
     return {"classes": clf.classes, "accuracy": round(float((pred == np.asarray(ys)).mean()), 4),
             "confusion_matrix": cm.tolist(), "samples": len(ys), "model_version": clf.version}

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from bio_fingerprint.engine.distortion import elastic, low_contrast
+from bio_fingerprint.engine.distortion import Params, elastic, low_contrast
 
 KINDS = ("small", "tiny", "distorted")
 
@@ -40,7 +40,7 @@ def _print_centre(img: np.ndarray) -> tuple[float, float]:
 
 
 def small_print(img: np.ndarray, rng: np.random.Generator, area: tuple[float, float] = (0.55, 0.7),
-                max_rot: float = 15.0, max_shift: float = 0.12) -> tuple[np.ndarray, dict]:
+                max_rot: float = 15.0, max_shift: float = 0.12) -> tuple[np.ndarray, Params]:
     h, w = img.shape
     angle = float(rng.uniform(-max_rot, max_rot))
     cx, cy = _print_centre(img)
@@ -58,7 +58,7 @@ def small_print(img: np.ndarray, rng: np.random.Generator, area: tuple[float, fl
     return out, {"angle_deg": round(angle, 2), "window": [x0, y0, cw, ch], "area": round(cw * ch / (w * h), 3)}
 
 
-def distorted_print(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def distorted_print(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
     out, p = elastic(img, rng, alpha=(6.0, 14.0))
     h, w = img.shape
     angle = float(rng.uniform(-25, 25))
@@ -71,7 +71,7 @@ def distorted_print(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarr
     return out, p
 
 
-def transform(img: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, dict]:
+def transform(img: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, Params]:
     rng = np.random.default_rng(seed)
     if kind == "small":
         return small_print(img, rng)

@@ -14,8 +14,10 @@ from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 Rng = np.random.Generator
+Params = dict[str, Any]  # what a distortion did (written to labels.csv)
 
 
 def _background(img: np.ndarray) -> int:
@@ -23,7 +25,7 @@ def _background(img: np.ndarray) -> int:
     return int(np.median(border))
 
 
-def rotation(img: np.ndarray, rng: Rng, max_deg: float = 35.0) -> tuple[np.ndarray, dict]:
+def rotation(img: np.ndarray, rng: Rng, max_deg: float = 35.0) -> tuple[np.ndarray, Params]:
     angle = float(rng.uniform(-max_deg, max_deg))
     h, w = img.shape
     mat = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)
@@ -31,32 +33,36 @@ def rotation(img: np.ndarray, rng: Rng, max_deg: float = 35.0) -> tuple[np.ndarr
     return out, {"angle_deg": round(angle, 2)}
 
 
-def translation(img: np.ndarray, rng: Rng, max_frac: float = 0.15) -> tuple[np.ndarray, dict]:
+def translation(img: np.ndarray, rng: Rng, max_frac: float = 0.15) -> tuple[np.ndarray, Params]:
     h, w = img.shape
     dx, dy = (int(rng.uniform(-max_frac, max_frac) * w), int(rng.uniform(-max_frac, max_frac) * h))
-    mat = np.float32([[1, 0, dx], [0, 1, dy]])
+    mat = np.array([[1, 0, dx], [0, 1, dy]], np.float32)
     return cv2.warpAffine(img, mat, (w, h), borderValue=_background(img)), {"dx": dx, "dy": dy}
 
 
-def partial(img: np.ndarray, rng: Rng, keep: tuple[float, float] = (0.45, 0.7)) -> tuple[np.ndarray, dict]:
+def partial(img: np.ndarray, rng: Rng, keep: tuple[float, float] = (0.45, 0.7)) -> tuple[np.ndarray, Params]:
     """Only part of the finger touched the sensor: the rest becomes background."""
     h, w = img.shape
     frac = float(rng.uniform(*keep))
     side = int(rng.integers(0, 4))
     out = np.full_like(img, _background(img))
     if side == 0:
-        k = int(h * frac); out[:k] = img[:k]
+        k = int(h * frac)
+        out[:k] = img[:k]
     elif side == 1:
-        k = int(h * frac); out[h - k:] = img[h - k:]
+        k = int(h * frac)
+        out[h - k:] = img[h - k:]
     elif side == 2:
-        k = int(w * frac); out[:, :k] = img[:, :k]
+        k = int(w * frac)
+        out[:, :k] = img[:, :k]
     else:
-        k = int(w * frac); out[:, w - k:] = img[:, w - k:]
+        k = int(w * frac)
+        out[:, w - k:] = img[:, w - k:]
     return out, {"kept_fraction": round(frac, 3), "side": ["top", "bottom", "left", "right"][side]}
 
 
 def elastic(img: np.ndarray, rng: Rng, alpha: tuple[float, float] = (6.0, 12.0), sigma: float = 25.0
-            ) -> tuple[np.ndarray, dict]:
+            ) -> tuple[np.ndarray, Params]:
     """Smooth random displacement field (skin stretched against the sensor)."""
     h, w = img.shape
     a = float(rng.uniform(*alpha))
@@ -69,7 +75,7 @@ def elastic(img: np.ndarray, rng: Rng, alpha: tuple[float, float] = (6.0, 12.0),
     return out, {"max_displacement_px": round(a, 2)}
 
 
-def noise(img: np.ndarray, rng: Rng, sigma: tuple[float, float] = (18.0, 40.0)) -> tuple[np.ndarray, dict]:
+def noise(img: np.ndarray, rng: Rng, sigma: tuple[float, float] = (18.0, 40.0)) -> tuple[np.ndarray, Params]:
     s = float(rng.uniform(*sigma))
     out = img.astype(np.float32) + rng.normal(0, s, img.shape)
     sp = rng.random(img.shape)
@@ -78,25 +84,25 @@ def noise(img: np.ndarray, rng: Rng, sigma: tuple[float, float] = (18.0, 40.0)) 
     return np.clip(out, 0, 255).astype(np.uint8), {"sigma": round(s, 2)}
 
 
-def blur(img: np.ndarray, rng: Rng, sigma: tuple[float, float] = (1.6, 3.2)) -> tuple[np.ndarray, dict]:
+def blur(img: np.ndarray, rng: Rng, sigma: tuple[float, float] = (1.6, 3.2)) -> tuple[np.ndarray, Params]:
     s = float(rng.uniform(*sigma))
     if rng.random() < 0.5:
         return cv2.GaussianBlur(img, (0, 0), s), {"kind": "gaussian", "sigma": round(s, 2)}
     k = int(round(s * 4)) | 1
-    kernel = np.zeros((k, k), np.float32)
+    kernel: NDArray[np.float32] = np.zeros((k, k), np.float32)
     kernel[k // 2] = 1.0 / k
     angle = float(rng.uniform(0, 180))
     rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), angle, 1.0)
-    kernel = cv2.warpAffine(kernel, rot, (k, k))
+    kernel = np.asarray(cv2.warpAffine(kernel, rot, (k, k)), np.float32)  # already float32: no copy
     kernel /= max(kernel.sum(), 1e-6)
     return cv2.filter2D(img, -1, kernel), {"kind": "motion", "length": k, "angle_deg": round(angle, 1)}
 
 
-def smudge(img: np.ndarray, rng: Rng, blobs: tuple[int, int] = (2, 5)) -> tuple[np.ndarray, dict]:
+def smudge(img: np.ndarray, rng: Rng, blobs: tuple[int, int] = (2, 5)) -> tuple[np.ndarray, Params]:
     """Smeared patches: ridges lost under dark, blurred blotches."""
     h, w = img.shape
     n = int(rng.integers(*blobs))
-    mask = np.zeros((h, w), np.float32)
+    mask: np.ndarray = np.zeros((h, w), np.float32)
     for _ in range(n):
         c = (int(rng.uniform(0.2, 0.8) * w), int(rng.uniform(0.2, 0.8) * h))
         axes = (int(rng.uniform(0.08, 0.2) * w), int(rng.uniform(0.05, 0.15) * h))
@@ -107,7 +113,7 @@ def smudge(img: np.ndarray, rng: Rng, blobs: tuple[int, int] = (2, 5)) -> tuple[
     return np.clip(out, 0, 255).astype(np.uint8), {"blobs": n}
 
 
-def dry(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
+def dry(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, Params]:
     """Dry skin: thin, faint, broken ridges."""
     k = int(rng.integers(2, 4))
     thin = cv2.dilate(img, np.ones((k, k), np.uint8))  # light valleys grow, dark ridges thin
@@ -119,7 +125,7 @@ def dry(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
     return np.clip(out, 0, 255).astype(np.uint8), {"erosion": k}
 
 
-def wet(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
+def wet(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, Params]:
     """Wet skin: thick ridges merging into dark areas."""
     k = int(rng.integers(3, 5))
     thick = cv2.erode(img, np.ones((k, k), np.uint8))  # dark ridges grow
@@ -127,18 +133,18 @@ def wet(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
     return np.clip(out, 0, 255).astype(np.uint8), {"dilation": k}
 
 
-def low_contrast(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
+def low_contrast(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, Params]:
     span = float(rng.uniform(18, 45))
     center = float(rng.uniform(110, 200))
     out = center + (img.astype(np.float32) - 128.0) * span / 255.0
     return np.clip(out, 0, 255).astype(np.uint8), {"range": round(span, 1), "center": round(center, 1)}
 
 
-def clean(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, dict]:
+def clean(img: np.ndarray, rng: Rng) -> tuple[np.ndarray, Params]:
     return img.copy(), {}
 
 
-DISTORTIONS: dict[str, Callable[[np.ndarray, Rng], tuple[np.ndarray, dict]]] = {
+DISTORTIONS: dict[str, Callable[[np.ndarray, Rng], tuple[np.ndarray, Params]]] = {
     "clean": clean, "rotation": rotation, "translation": translation, "partial": partial, "elastic": elastic,
     "noise": noise, "blur": blur, "smudge": smudge, "dry": dry, "wet": wet, "low_contrast": low_contrast,
 }

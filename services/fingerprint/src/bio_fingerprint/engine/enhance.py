@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
+from types import ModuleType
+from typing import cast
 
 import cv2
 import numpy as np
@@ -57,7 +59,7 @@ class Enhanced:
     skeleton: np.ndarray  # uint8 0/1 one-pixel ridges
 
 
-def _pyfing():
+def _pyfing() -> ModuleType:
     import pyfing
     import torch
 
@@ -65,7 +67,7 @@ def _pyfing():
 
     configure_torch()  # one torch thread per process on CPU (LEADER and the learned steps run on torch)
     torch.set_grad_enabled(False)
-    return pyfing
+    return cast(ModuleType, pyfing)  # pyfing has no type information
 
 
 def load(methods: EnhanceMethods | None = None) -> None:
@@ -126,7 +128,7 @@ def enhance(gray: np.ndarray, methods: EnhanceMethods | None = None, dpi: int = 
             period = pf.frequency_estimation(g, orientation, mask, dpi=dpi, method=m.frequency)
             enhanced = pf.fingerprint_enhancement(g, orientation, period, mask, dpi=dpi, method=m.enhancement)
     enhanced = np.asarray(enhanced, np.uint8)  # pyfing: ridges bright, background black
-    binary = ((enhanced > 127) & (mask > 0)).astype(np.uint8)
+    binary: np.ndarray = ((enhanced > 127) & (mask > 0)).astype(np.uint8)
     enhanced = np.where(mask > 0, 255 - enhanced, 255).astype(np.uint8)  # ridges dark on white, like ink
     binary = cv2.morphologyEx(binary, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     skeleton = (cv2.ximgproc.thinning(binary * 255, thinningType=cv2.ximgproc.THINNING_ZHANGSUEN) > 0).astype(np.uint8)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,7 +43,7 @@ class LeaderNet(nn.Module):
     """Inference-only LEADER. ``forward`` takes (1, 1, H, W) float32 (0-255, H and W multiples of 32) and
     returns (H, W, 4): position probability, direction (radians), type probability, NMS position."""
 
-    def __init__(self, keras_model) -> None:
+    def __init__(self, keras_model: Any) -> None:  # pyfing's Keras 3 model (untyped)
         super().__init__()
         self.p: dict[str, dict[str, torch.Tensor]] = {}
         self.eps: dict[str, float] = {}
@@ -72,7 +73,7 @@ class LeaderNet(nn.Module):
             else:
                 raise ValueError(f"unexpected layer {cls} {layer.name}")
             self.p[layer.name] = d
-        for name, d in self.p.items():  # 1x1 convolutions as GEMM operands (precomputed: no lazy state)
+        for d in self.p.values():  # 1x1 convolutions as GEMM operands (precomputed: no lazy state)
             if "w" in d and d["w"].shape[-2:] == (1, 1):
                 d["wl"] = d["w"][:, :, 0, 0].contiguous()
                 d["wt"] = d["wl"].t().contiguous()

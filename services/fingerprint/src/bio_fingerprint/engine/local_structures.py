@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 K = 6  # neighbours per local structure
 KP = 8  # lanes per feature row (K padded to a vector width; padding has distance -1)
@@ -19,14 +20,14 @@ TWO_PI = 2 * math.pi
 
 
 @njit(cache=True, inline="always")
-def _adiff(a, b):
+def _adiff(a: float, b: float) -> float:
     """Angular distance of two angles in [0, 2 pi)."""
     d = abs(a - b)
     return TWO_PI - d if d > math.pi else d
 
 
 @njit(cache=True)
-def local_structures(m):
+def local_structures(m: NDArray[np.float64]) -> NDArray[np.float32]:
     """(n, 3, KP) float32: rows distance, position angle of the neighbour seen from the minutia relative
     to its direction, direction difference; one lane per neighbour, nearest first; distance -1 = none."""
     n = m.shape[0]
@@ -45,7 +46,7 @@ def local_structures(m):
 
 
 @njit(cache=True, inline="always")
-def _plausible(la, i, lb, p):
+def _plausible(la: NDArray[np.float32], i: int, lb: NDArray[np.float32], p: int) -> bool:
     """Cheap pre-check: does one of the 2 nearest neighbours of a agree with one of the 3 nearest of b?"""
     for a in range(2):
         da = la[i, 0, a]
@@ -64,7 +65,7 @@ def _plausible(la, i, lb, p):
 
 
 @njit(cache=True, fastmath=True)
-def _plausible_block(la, ra, lb, rb):
+def _plausible_block(la: NDArray[np.float32], ra: int, lb: NDArray[np.float32], rb: int) -> NDArray[np.bool_]:
     """_plausible for every pair of A's first ra and B's first rb minutiae, branch-free over B so that it
     compiles to vector instructions (B's neighbour features are gathered into contiguous rows first)."""
     bf = np.empty((9, rb), np.float32)
@@ -101,7 +102,9 @@ def _plausible_block(la, ra, lb, rb):
 
 
 @njit(cache=True, fastmath=True)
-def _pair_similarity(la, i, lb, p, cost):
+def _pair_similarity(
+    la: NDArray[np.float32], i: int, lb: NDArray[np.float32], p: int, cost: NDArray[np.float32]
+) -> float:
     """Local similarity of minutia i of A and p of B in [0, 1]: A's neighbours, nearest first, each take
     the unused neighbour of B with the lowest cost (distance, position angle and direction differences,
     each relative to its tolerance; within tolerance on all three), scored 1 - cost / 3, averaged over
@@ -147,5 +150,5 @@ def _pair_similarity(la, i, lb, p, cost):
                 best = b
         if best >= 0:
             used |= 1 << best
-            acc += 1.0 - best_cost / 3.0
+            acc += 1.0 - float(best_cost) / 3.0
     return acc / min(na, nb)

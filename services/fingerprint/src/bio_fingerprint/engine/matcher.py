@@ -29,9 +29,11 @@ only for the pairs the pairing meets (cached), about 100 ns each.
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 from bio_fingerprint.engine.local_structures import (
     KP,
@@ -58,9 +60,17 @@ MAX_COLUMNS = 1024  # pairing grid columns (DIST_TOL wide: 12,288 px)
 MCC_FLOOR = 0.5
 MCC_WEIGHT = 0.5
 
+F64 = NDArray[np.float64]
+F32 = NDArray[np.float32]
+U8 = NDArray[np.uint8]
+U64 = NDArray[np.uint64]
+I64 = NDArray[np.int64]
+Cylinders = tuple[U8, U8, U64]  # cylinder values, spatial validity, validity bit masks (engine/mcc.py)
+
 
 @njit(cache=True)
-def _align(mb, c, sn, ox, oy, rot, x0, start, tx, ty, tt, sx, sy, st, sq):
+def _align(mb: F64, c: float, sn: float, ox: float, oy: float, rot: float, x0: float, start: I64, tx: F64, ty: F64,
+           tt: F64, sx: F64, sy: F64, st: F64, sq: I64) -> None:
     """B mapped onto A (rotation rot with cos c, sin sn, then offset ox, oy) into tx/ty/tt, and the same
     points sorted into x columns DIST_TOL wide (sx/sy/st with their index sq; column k holds
     start[k]:start[k + 1]) so that pairing searches 3 columns instead of every minutia."""
@@ -96,7 +106,9 @@ def _align(mb, c, sn, ox, oy, rot, x0, start, tx, ty, tt, sx, sy, st, sq):
 
 
 @njit(cache=True)
-def _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used, pa, tol, cost):
+def _pair_up(ma: F64, mb: F64, cola: I64, sx: F64, sy: F64, st: F64, sq: I64, start: I64, sim: F64, wt: F64,
+             la: F32, lb: F32, ta: Cylinders, tb: Cylinders, used: NDArray[np.bool_], pa: I64, tol: float,
+             cost: F32) -> tuple[int, float]:
     """Greedy pairing: each minutia of A (in quality order) takes the nearest unused minutia of B within
     tol px and ANGLE_TOL (B aligned and sorted into columns by _align). A pair's weight mixes the
     neighbour similarity (cached in sim) with the MCC one (ta, tb: cylinder values, validity, masks),
@@ -145,7 +157,7 @@ def _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used,
 
 
 @njit(cache=True)
-def _overlap(ma, tx, ty, na, nb):
+def _overlap(ma: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[int, int]:
     """Minutiae of each print inside the other's bounding box (with a margin), at least MIN_OVERLAP."""
     margin = 10.0
     minx, maxx, miny, maxy = 1e9, -1e9, 1e9, -1e9
@@ -173,7 +185,8 @@ def _overlap(ma, tx, ty, na, nb):
 
 @njit(cache=True)
 # one compiled hot loop (seeds, alignment, pairing, refit): splitting it costs calls per comparison
-def match_raw(ma, la, ca, oa, ka, mb, lb, cb, ob, kb):  # noqa: C901, PLR0915
+def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
+              mb: F64, lb: F32, cb: U8, ob: U8, kb: U64) -> F64:
     """Returns (score, matched, overlap_a, overlap_b, weighted matches, 0) of prepared templates A and B
     (minutiae, local structures, cylinder values, cylinder validity, validity masks; see prepare)."""
     na, nb = ma.shape[0], mb.shape[0]
@@ -300,14 +313,15 @@ def match_raw(ma, la, ca, oa, ka, mb, lb, cb, ob, kb):  # noqa: C901, PLR0915
 
 
 @njit(cache=True)
-def _final_score(wsum, matched, ova, ovb, na, nb):
+def _final_score(wsum: float, matched: float, ova: float, ovb: float, na: int, nb: int) -> float:
     if matched < 3:
         return 0.0
     return 100.0 * wsum * wsum / (ova * ovb)
 
 
 @njit(cache=True)
-def match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, offsets):
+def match_many(pm: F64, pl: F32, pc: U8, po: U8, pk: U64,
+               gm: F64, gl: F32, gc: U8, go: U8, gk: U64, offsets: I64) -> F64:
     """Scores of one prepared probe against a gallery packed as concatenated arrays with row offsets."""
     n = offsets.shape[0] - 1
     out = np.zeros(n, np.float64)
@@ -318,7 +332,7 @@ def match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, offsets):
 
 
 @njit(cache=True)
-def match_pairs(m, loc, c, o, msk, offsets, pa, pb):
+def match_pairs(m: F64, loc: F32, c: U8, o: U8, msk: U64, offsets: I64, pa: I64, pb: I64) -> F64:
     """Scores of template pairs (pa[k], pb[k]) of a set packed like a gallery (evaluation, calibration)."""
     out = np.zeros(pa.shape[0], np.float64)
     for k in range(pa.shape[0]):
@@ -328,7 +342,8 @@ def match_pairs(m, loc, c, o, msk, offsets, pa, pb):
     return out
 
 
-Prepared = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+Prepared = tuple[F64, F32, U8, U8, U64]
+Packed = tuple[F64, F32, U8, U8, U64, I64]  # Prepared of every template concatenated, and row offsets
 
 
 def prepare(minutiae: np.ndarray) -> Prepared:
@@ -348,7 +363,7 @@ _EMPTY = (np.zeros((0, 5)), np.zeros((0, 3, KP), np.float32), np.zeros((0, NCELL
           np.zeros((0, NS * NS), np.uint8), np.zeros(0, np.uint64))
 
 
-def pack(templates: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+def pack(templates: list[np.ndarray]) -> Packed:
     """Prepared templates concatenated: the five per-template arrays of prepare and row offsets (template k
     is rows offsets[k]:offsets[k + 1]), the layout match_many and match_pairs read."""
     prepared = [prepare(t) for t in templates]
@@ -356,10 +371,10 @@ def pack(templates: list[np.ndarray]) -> tuple[np.ndarray, ...]:
     for k, p in enumerate(prepared):
         offsets[k + 1] = offsets[k] + len(p[0])
     arrays = [np.concatenate([p[i] for p in prepared]) if prepared else _EMPTY[i] for i in range(5)]
-    return (*arrays, offsets)
+    return cast(Packed, (*arrays, offsets))
 
 
-def score_pairs(packed: tuple[np.ndarray, ...], pairs: list[tuple[int, int]]) -> np.ndarray:
+def score_pairs(packed: Packed, pairs: list[tuple[int, int]]) -> F64:
     """Scores of (index, index) pairs of packed templates, in one compiled loop."""
     idx = np.asarray(pairs, np.int64).reshape(-1, 2)
     return match_pairs(*packed, np.ascontiguousarray(idx[:, 0]), np.ascontiguousarray(idx[:, 1]))
@@ -368,7 +383,7 @@ def score_pairs(packed: tuple[np.ndarray, ...], pairs: list[tuple[int, int]]) ->
 class Gallery:
     """Templates packed for fast 1:N search (prepared once; scores against all in one compiled loop)."""
 
-    def __init__(self, ids: list, templates: list[np.ndarray]) -> None:
+    def __init__(self, ids: list[Any], templates: list[np.ndarray]) -> None:
         self.ids = list(ids)
         self.packed = pack(templates)
 
@@ -378,4 +393,5 @@ class Gallery:
     def scores(self, probe: np.ndarray) -> np.ndarray:
         if not self.ids:
             return np.zeros(0)
-        return match_many(*prepare(probe), *self.packed)
+        pm, pl, pc, po, pk = prepare(probe)
+        return match_many(pm, pl, pc, po, pk, *self.packed)

@@ -23,6 +23,7 @@ import math
 import cv2
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 R = 70.0
 NS = 8
@@ -42,7 +43,7 @@ HULL_REACH = 2048.0
 
 
 @njit(cache=True, inline="always")
-def _dphi(a, b):
+def _dphi(a: float, b: float) -> float:
     """Signed angle a - b in [-pi, pi)."""
     d = a - b
     while d < -math.pi:
@@ -53,7 +54,7 @@ def _dphi(a, b):
 
 
 @njit(cache=True)
-def _direction_share(delta, layer_angle):
+def _direction_share(delta: float, layer_angle: float) -> float:
     """Share of a Gaussian (SIGMA_D) around delta that falls in the layer centred on layer_angle."""
     d = _dphi(delta, layer_angle)
     s = SIGMA_D * math.sqrt(2.0)
@@ -61,7 +62,7 @@ def _direction_share(delta, layer_angle):
 
 
 @njit(cache=True, inline="always")
-def _segment_d2(px, py, ax, ay, bx, by):
+def _segment_d2(px: float, py: float, ax: float, ay: float, bx: float, by: float) -> float:
     dx, dy = bx - ax, by - ay
     ll = dx * dx + dy * dy
     t = 0.0 if ll <= 0 else min(1.0, max(0.0, ((px - ax) * dx + (py - ay) * dy) / ll))
@@ -70,7 +71,7 @@ def _segment_d2(px, py, ax, ay, bx, by):
 
 
 @njit(cache=True)
-def _in_grown_hull(px, py, hull):
+def _in_grown_hull(px: float, py: float, hull: NDArray[np.float64]) -> bool:
     """Is (px, py) inside the convex polygon hull ((k, 2), in order) grown by OMEGA?"""
     k = hull.shape[0]
     inside = k >= 3
@@ -90,7 +91,9 @@ def _in_grown_hull(px, py, hull):
 
 
 @njit(cache=True)
-def cylinders(m, hull):
+def cylinders(
+    m: NDArray[np.float64], hull: NDArray[np.float64]
+) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint64]]:
     """Cylinders of the minutiae m ((n, >=3): x, y, theta): (n, NCELL) uint8 cell values (0 outside the
     print), (n, NS * NS) uint8 spatial validity (1 valid) and the same validity as (n,) uint64 bit masks.
     hull: the convex hull of the print's minutiae ((k, 2), in order); cells farther than OMEGA outside it
@@ -149,7 +152,7 @@ def cylinders(m, hull):
 
 
 @njit(cache=True, inline="always")
-def _popcount(x):
+def _popcount(x: np.uint64) -> int:
     x = x - ((x >> np.uint64(1)) & np.uint64(0x5555555555555555))
     x = (x & np.uint64(0x3333333333333333)) + ((x >> np.uint64(2)) & np.uint64(0x3333333333333333))
     x = (x + (x >> np.uint64(4))) & np.uint64(0x0F0F0F0F0F0F0F0F)
@@ -157,7 +160,10 @@ def _popcount(x):
 
 
 @njit(cache=True, fastmath=True)
-def similarity(ca, oa, ka, ta, cb, ob, kb, tb):
+def similarity(
+    ca: NDArray[np.uint8], oa: NDArray[np.uint8], ka: np.uint64, ta: float,
+    cb: NDArray[np.uint8], ob: NDArray[np.uint8], kb: np.uint64, tb: float,
+) -> float:
     """MCC similarity of one cylinder pair: values ca/cb, validity oa/ob (uint8 per spatial cell), bit
     masks ka/kb, minutia directions ta/tb. Values are 0 outside their own print, so masking A's values by
     B's validity and B's by A's restricts both to the common cells (branch-free, vector lanes).
@@ -185,7 +191,7 @@ def similarity(ca, oa, ka, ta, cb, ob, kb, tb):
     return 1.0 - math.sqrt(nd) / den
 
 
-def hull(m: np.ndarray) -> np.ndarray:
+def hull(m: NDArray[np.floating]) -> NDArray[np.float64]:
     """Convex hull ((k, 2) float64, in order) of the minutiae within HULL_REACH px of their median position
     (a print is under 1,000 px at 500 dpi): absurd coordinates in an imported template do not stretch the
     print's area over empty space."""
@@ -198,7 +204,7 @@ def hull(m: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(cv2.convexHull(near.astype(np.float32)).reshape(-1, 2), np.float64)
 
 
-def describe(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def describe(m: NDArray[np.floating]) -> tuple[NDArray[np.uint8], NDArray[np.uint8], NDArray[np.uint64]]:
     """Cylinder values, spatial validity and validity bit masks of prepared minutiae (see cylinders)."""
-    m = np.ascontiguousarray(m, np.float64)
-    return cylinders(m, hull(m))
+    mc = np.ascontiguousarray(m, np.float64)
+    return cylinders(mc, hull(mc))

@@ -10,10 +10,12 @@ ISO export converts to the standard's counter-clockwise angle.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import cv2
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 ENDING, BIFURCATION, OTHER = 1, 2, 0
 
@@ -23,7 +25,7 @@ _NX = np.array([0, 1, 1, 1, 0, -1, -1, -1], np.int64)
 
 
 @njit(cache=True)
-def _trace(skel, y0, x0, y1, x1, steps):
+def _trace(skel: NDArray[np.int32], y0: int, x0: int, y1: int, x1: int, steps: int) -> tuple[int, int, int, int]:
     """Follow the skeleton from (y0, x0) through (y1, x1) for at most ``steps`` pixels.
     Returns (y, x, length, stopped_at_end): stopped_at_end is 1 when the ridge ended before ``steps``."""
     h, w = skel.shape
@@ -63,7 +65,8 @@ def _trace(skel, y0, x0, y1, x1, steps):
 
 
 @njit(cache=True)
-def _detect(skel, valid, steps):
+# one compiled hot loop over every skeleton pixel: splitting it costs calls per pixel
+def _detect(skel: NDArray[np.int32], valid: NDArray[np.int32], steps: int) -> NDArray[np.float64]:  # noqa: C901
     h, w = skel.shape
     out = np.zeros((4096, 6), np.float64)  # x, y, theta, type, trace quality flag, unused
     m = 0
@@ -135,7 +138,7 @@ def _detect(skel, valid, steps):
     return out[:m]
 
 
-def _angle_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _angle_diff(a: NDArray[np.float64], b: NDArray[np.float64]) -> NDArray[np.float64]:
     d = np.abs(a - b) % (2 * np.pi)
     return np.minimum(d, 2 * np.pi - d)
 
@@ -149,7 +152,7 @@ def coherence_map(gray: np.ndarray, sigma: float = 6.0) -> np.ndarray:
     gyy = cv2.GaussianBlur(gy * gy, (0, 0), sigma)
     gxy = cv2.GaussianBlur(gx * gy, (0, 0), sigma)
     num = np.sqrt((gxx - gyy) ** 2 + 4 * gxy ** 2)
-    return num / (gxx + gyy + 1e-6)
+    return cast(np.ndarray, num / (gxx + gyy + 1e-6))  # cv2's stubs type the blurs loosely
 
 
 def extract_minutiae(skeleton: np.ndarray, mask: np.ndarray, gray: np.ndarray, period: float = 9.0,

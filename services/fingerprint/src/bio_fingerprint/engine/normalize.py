@@ -1,3 +1,5 @@
+from typing import cast
+
 import numpy as np
 
 
@@ -10,4 +12,4 @@ def normalize_print(gray: np.ndarray) -> np.ndarray:
     if hi - lo < 1:
         return gray.copy()
     out = (gray.astype(np.float32) - lo) * (255.0 / (hi - lo))
-    return np.clip(out, 0, 255).astype(np.uint8)
+    return cast(np.ndarray, np.clip(out, 0, 255).astype(np.uint8))  # np.percentile's values are untyped

@@ -9,11 +9,11 @@ import cv2
 import numpy as np
 
 from bio_fingerprint.engine.enhance import Enhanced, EnhanceMethods, enhance, leader_minutiae
-
-EXTRACTORS = ("leader", "classic")
 from bio_fingerprint.engine.minutiae import coherence_map, extract_minutiae
 from bio_fingerprint.engine.preprocess import apply_steps, grayscale
 from bio_fingerprint.engine.template import Template
+
+EXTRACTORS = ("leader", "classic")
 
 MAX_SIDE = 1000  # larger uploads (e.g. 1000 dpi scans) are scaled to this before enhancement
 

@@ -7,7 +7,7 @@ ValueError naming them, so an API caller gets a clear 422 instead of a silently 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -43,7 +43,7 @@ def contrast_brightness(img: np.ndarray, contrast: float = 1.0, brightness: floa
     if not (0 <= contrast <= 5) or not (-255 <= brightness <= 255):
         raise ValueError("contrast: contrast in [0, 5], brightness in [-255, 255]")
     g = grayscale(img).astype(np.float32)
-    return np.clip((g - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8)
+    return cast(np.ndarray, np.clip((g - 128.0) * contrast + 128.0 + brightness, 0, 255).astype(np.uint8))
 
 
 def denoise(img: np.ndarray, method: str = "gaussian", strength: float = 1.0) -> np.ndarray:
