@@ -28,12 +28,29 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import faiss
 import numpy as np
 
 from bio_face_recognition.engine.gallery import Candidate
-from bio_shared.storage import BlobStore
+
+
+class BlobStore(Protocol):
+    """What the index needs of a blob store (bio_shared.storage.BlobStore has it); a protocol, so the
+    engine imports no storage (and through it no database) code. Segments and index files are read
+    by path (pread, memory maps): give the index a store whose files are plain, not sealed."""
+
+    def put(self, key: str, data: bytes) -> str: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> bool: ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def path_for(self, key: str) -> Path: ...
 
 DIM = 128
 ID_DTYPE = "S32"  # platform ids are uuid4 hex (32 ASCII characters)
