@@ -50,7 +50,8 @@ class RedisServer:
     """A throw-away redis-server on a loopback port, without persistence: a restart loses its data."""
 
     def __init__(self, port: int, workdir: Path) -> None:
-        self.port, self.workdir, self.proc = port, workdir, None
+        self.port, self.workdir = port, workdir
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         import redis

@@ -84,7 +84,9 @@ def _assert_nothing_in_the_clear(var_dir: Path, secrets: list[bytes]) -> set[str
             assert s not in data, f"plaintext found in {path}"
         if "blobs" in path.parts:
             assert crypto.is_sealed(data), f"unsealed blob {path}"
-            key_ids.add(crypto.Envelope.key_id_of(data))
+            key_id = crypto.Envelope.key_id_of(data)
+            assert key_id is not None, f"sealed blob without a key id: {path}"
+            key_ids.add(key_id)
         for magic in (b"\x89PNG\r\n", b"\xff\xd8\xff", b"II*\x00"):
             if "blobs" in path.parts:
                 assert not data.startswith(magic), f"image in the clear: {path}"

@@ -14,7 +14,7 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,7 @@ UPLOADS: dict[str, tuple[str, bool, dict[str, str]]] = {
 # Endpoints that check their upload in the job by design (issue 12: a zip is read in the job, not in
 # the request): a 202 is fine there if the job then fails and nothing else changes.
 READ_IN_THE_JOB = {f"POST /api/v1/faces/events/{E}/enroll-zip"}
-IMAGES = {
+IMAGES: dict[str, Callable[[], bytes]] = {
     "png_header_bomb": png_header_bomb,
     "jpeg_header_bomb": jpeg_header_bomb,
     "png_content_bomb": png_content_bomb,

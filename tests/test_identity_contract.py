@@ -10,15 +10,17 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
 
 try:  # FastAPI >= 0.16x includes routers lazily; this yields the effective (prefixed) routes
     from fastapi.routing import _iter_included_route_candidates as _effective_routes
 except ImportError:  # older FastAPI: app.routes is already flat
-    def _effective_routes(routes):
+    def _effective_routes(routes: Sequence[BaseRoute]) -> Iterator[BaseRoute]:
         return iter(routes)
 from fastapi.testclient import TestClient
 
@@ -63,7 +65,7 @@ def _cases() -> list:
         for route in _effective_routes(app.routes):
             if not isinstance(route, APIRoute) or route.path in OPEN_PATHS:
                 continue
-            for method in sorted(route.methods - {"HEAD", "OPTIONS"}):
+            for method in sorted((route.methods or set()) - {"HEAD", "OPTIONS"}):
                 reason = KNOWN_OPEN.get((method, route.path))
                 marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
                 cases.append(pytest.param(service, method, route.path, _concrete(route), marks=marks,

@@ -21,7 +21,9 @@ import pytest
 import schemathesis  # requirements-test.txt: make test installs it
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Err
 from schemathesis.python import asgi as schemathesis_asgi
+from schemathesis.schemas import APIOperation
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -43,7 +45,19 @@ _VAR = Path(tempfile.mkdtemp(prefix="bio-fuzz-"))
 atexit.register(shutil.rmtree, _VAR, True)
 APP = embedded_gateway(_VAR / "var", **UNLIMITED)
 SCHEMA = schemathesis.openapi.from_dict(APP.openapi())
-OPERATIONS = {result.ok().label: result.ok() for result in SCHEMA.get_all_operations()}
+
+
+def _operations() -> dict[str, APIOperation]:
+    operations = {}
+    for result in SCHEMA.get_all_operations():
+        if isinstance(result, Err):
+            raise result.err()  # the gateway's OpenAPI document has an operation schemathesis cannot read
+        operation = result.ok()
+        operations[operation.label] = operation
+    return operations
+
+
+OPERATIONS = _operations()
 
 
 def _params() -> list:

@@ -24,7 +24,7 @@ from bio_shared.schemas import ErrorResponse
 log = logging.getLogger(__name__)
 
 SchemaSource = Callable[[], dict[str, Any]]
-SECURITY = [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}]
+SECURITY: list[dict[str, list[str]]] = [{"OAuth2PasswordBearer": []}, {"APIKeyHeader": []}]
 _SKIP_PATHS = {"/healthz", "/readyz", "/metrics"}
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 ERROR_REF = {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}

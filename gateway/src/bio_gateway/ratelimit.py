@@ -9,6 +9,7 @@ import math
 import time
 
 from limits import RateLimitItem, parse
+from limits.aio.storage import Storage as AsyncStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
@@ -22,13 +23,16 @@ class RateLimiter:
     """Async throughout: a Redis round trip (~0.1 ms) must not stall the event loop of the proxy."""
 
     def __init__(self, storage_uri: str) -> None:
-        options: dict = {}
+        options: dict[str, float | str | bool] = {}
         if storage_uri.startswith("redis"):
             options = {"implementation": "redispy", "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
         elif storage_uri.startswith("memory"):
             options = {}
         self.storage_uri = storage_uri
-        self.storage = storage_from_string(f"async+{storage_uri}", **options)
+        storage = storage_from_string(f"async+{storage_uri}", **options)
+        if not isinstance(storage, AsyncStorage):  # "async+" always gives one; this tells mypy
+            raise TypeError(f"{storage_uri}: not an asyncio rate-limit store")
+        self.storage = storage
         self.strategy = MovingWindowRateLimiter(self.storage)
         self._parsed: dict[str, RateLimitItem] = {}
 

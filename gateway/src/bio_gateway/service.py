@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import builtins
 import hmac
 import logging
 import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Generic, TypeVar
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -39,7 +41,7 @@ from bio_gateway.security.tokens import (
     sha256_hex,
 )
 from bio_gateway.settings import GatewaySettings
-from bio_shared.db import session_scope, utcnow
+from bio_shared.db import rowcount, session_scope, utcnow
 from bio_shared.errors import BadRequest, Unauthorized
 from bio_shared.jobs import new_id
 from bio_shared.metrics import AUTH_FAILURES
@@ -62,21 +64,24 @@ class TokenPair:
     refresh_expires_in: int
 
 
-class _TTLCache:
+V = TypeVar("V")
+
+
+class _TTLCache(Generic[V]):
     """Tiny thread-safe TTL cache for the hot authentication path."""
 
     def __init__(self, ttl_s: float, max_items: int = 10_000) -> None:
         self.ttl_s, self.max_items = ttl_s, max_items
-        self._data: dict[str, tuple[float, object]] = {}
+        self._data: dict[str, tuple[float, V]] = {}
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> object | None:
+    def get(self, key: str) -> V | None:
         item = self._data.get(key)
         if item is None or item[0] < time.monotonic():
             return None
         return item[1]
 
-    def put(self, key: str, value: object) -> None:
+    def put(self, key: str, value: V) -> None:
         with self._lock:
             if len(self._data) >= self.max_items:
                 self._data.clear()
@@ -99,8 +104,9 @@ class Accounts:
     def __init__(self, sessions: sessionmaker[Session], settings: GatewaySettings) -> None:
         self.sessions = sessions
         self.settings = settings
-        self._accounts = _TTLCache(settings.account_cache_ttl_s)  # account_id -> (active, role)
-        self._keys = _TTLCache(settings.api_key_cache_ttl_s)  # key sha256 -> Principal
+        # account_id -> (active, role, token generation)
+        self._accounts: _TTLCache[tuple[bool, str, int]] = _TTLCache(settings.account_cache_ttl_s)
+        self._keys: _TTLCache[Principal] = _TTLCache(settings.api_key_cache_ttl_s)  # key sha256 -> Principal
 
     # -- accounts ---------------------------------------------------------------------------------
     def register(self, email: str, password: str, role: str = "user") -> Account:
@@ -134,7 +140,9 @@ class Accounts:
     def login(self, email: str, password: str) -> TokenPair:
         with self.sessions() as db:
             account = db.scalar(select(Account).where(Account.email == normalise_email(email)))
-        if not verify_password(password, account.password_hash if account else None):
+        # verified even without an account, so an unknown email takes as long as a wrong password
+        password_ok = verify_password(password, account.password_hash if account else None)
+        if account is None or not password_ok:
             AUTH_FAILURES.labels("bad_credentials").inc()
             raise BadCredentials()
         if not account.is_active:
@@ -162,11 +170,11 @@ class Accounts:
             if row is None:
                 AUTH_FAILURES.labels("invalid_refresh").inc()
                 raise InvalidRefreshToken()
-            spent = db.execute(
+            spent = rowcount(db.execute(
                 update(RefreshToken)
                 .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
                 .values(used_at=now)
-            ).rowcount
+            ))
             if not spent:
                 reused = row.revoked_at is None or row.used_at is not None
                 self._revoke_family(db, row.family_id, now)
@@ -262,7 +270,7 @@ class Accounts:
             db.add(row)
         return row, key
 
-    def list_api_keys(self, account_id: str) -> list[ApiKey]:
+    def list_api_keys(self, account_id: str) -> builtins.list[ApiKey]:
         with self.sessions() as db:
             return list(db.scalars(select(ApiKey).where(ApiKey.account_id == account_id)
                                    .order_by(ApiKey.created_at)))
@@ -325,7 +333,7 @@ class Accounts:
                 account = db.get(Account, account_id)
             cached = (account.is_active, account.role, account.token_generation or 0) if account else (False, "user", 0)
             self._accounts.put(account_id, cached)
-        active, role, current = cached  # type: ignore[misc]
+        active, role, current = cached
         if not active:
             AUTH_FAILURES.labels("account_disabled").inc()
             raise AccountDisabled()

@@ -56,7 +56,7 @@ def make_celery(service: str, settings: CommonSettings) -> Celery:
     return app
 
 
-class QuickReconnectConsumer(Consumer):
+class QuickReconnectConsumer(Consumer):  # type: ignore[misc]  # Celery is untyped
     """The worker's consumer, retrying a lost broker every 0.5 s, backing off to 2 s at most."""
 
     def ensure_connected(self, conn: Any) -> Any:
@@ -77,7 +77,7 @@ def recover_on_reconnect(app: Celery, queue: JobQueue) -> None:
     start (its reap runs at worker_ready); every later one is a reconnect, which re-sends the
     service's pending jobs, off the consumer's thread."""
 
-    class RecoverPending(bootsteps.StartStopStep):
+    class RecoverPending(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery is untyped
         requires = ("celery.worker.consumer.tasks:Tasks",)
 
         def __init__(self, parent: Any, **kwargs: Any) -> None:
@@ -105,9 +105,9 @@ def register_job_task(app: Celery, queue: JobQueue) -> Any:
 
     # shared=False: the task belongs to this app only (a second app of the same service in one
     # process, as in tests, must not capture it).
-    @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts,
+    @app.task(name=f"bio_{queue.service}.run_job", bind=True, max_retries=queue.settings.job_max_attempts,  # type: ignore[untyped-decorator]
               shared=False)
-    def run_job(self, job_id: str) -> str:
+    def run_job(self: Any, job_id: str) -> str:  # self: the bound Celery Task
         token = request_id_var.set(getattr(self.request, "request_id", None)
                                    or (self.request.headers or {}).get("request_id"))
         try:
@@ -126,16 +126,16 @@ def install_worker_hooks(app: Celery, queue: JobQueue, *, log_level: str = "INFO
     re-sending pending jobs when it reconnects to the broker."""
     recover_on_reconnect(app, queue)
 
-    @signals.worker_process_init.connect(weak=False)
+    @signals.worker_process_init.connect(weak=False)  # type: ignore[untyped-decorator]
     def _child_init(**_: Any) -> None:
         dispose_engines()  # never share a connection pool across fork
         os.environ.setdefault("OMP_NUM_THREADS", os.environ.get("BIO_TORCH_THREADS", "1"))
 
-    @signals.setup_logging.connect(weak=False)
+    @signals.setup_logging.connect(weak=False)  # type: ignore[untyped-decorator]
     def _logging(**_: Any) -> None:
         configure_logging(f"{queue.service}-worker", log_level)
 
-    @signals.worker_ready.connect(weak=False)
+    @signals.worker_ready.connect(weak=False)  # type: ignore[untyped-decorator]
     def _ready(sender: Any = None, **_: Any) -> None:
         port = int(os.environ.get("BIO_WORKER_METRICS_PORT", "0") or 0)
         if port:

@@ -14,11 +14,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import DateTime, Engine, create_engine, event
+from sqlalchemy import CursorResult, DateTime, Dialect, Engine, MetaData, Result, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
@@ -28,24 +32,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(TypeDecorator):
+class UTCDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on every backend (SQLite drops the zone otherwise)."""
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None:
             value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
         return value
 
-    def process_result_value(self, value: datetime | None, dialect):
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
 
 
-def _sqlite_pragmas(dbapi_conn, _record) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the in-process job threads
     cur.execute("PRAGMA busy_timeout=10000")
@@ -112,6 +116,12 @@ def get_engine(url: str) -> Engine:
         return engine
 
 
+def rowcount(result: Result[*tuple[Any, ...]]) -> int:
+    """Rows matched by an executed UPDATE or DELETE (``Session.execute`` returns a ``CursorResult``
+    for those, though it is typed as a plain ``Result``)."""
+    return cast("CursorResult[*tuple[Any, ...]]", result).rowcount
+
+
 def dispose_engines() -> None:
     with _lock:
         for engine in _engines.values():
@@ -157,7 +167,7 @@ def downgrade(package: str, url: str, revision: str) -> None:
     command.downgrade(alembic_config(package, url), revision)
 
 
-def alembic_config(package: str, url: str):
+def alembic_config(package: str, url: str) -> Config:
     from alembic.config import Config
 
     script_dir = resources.files(package) / "migrations"
@@ -168,12 +178,14 @@ def alembic_config(package: str, url: str):
     return cfg
 
 
-def run_migrations(target_metadata, version_table: str) -> None:
+def run_migrations(target_metadata: MetaData, version_table: str) -> None:
     """Body of every package's ``migrations/env.py``."""
     from alembic import context
 
     url = context.config.get_main_option("sqlalchemy.url")
-    opts = dict(
+    if url is None:
+        raise RuntimeError("the Alembic configuration has no sqlalchemy.url")
+    opts: dict[str, Any] = dict(
         target_metadata=target_metadata,
         version_table=version_table,
         render_as_batch=url.startswith("sqlite"),  # SQLite needs batch mode for ALTER

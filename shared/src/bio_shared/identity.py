@@ -48,7 +48,8 @@ def sign_identity(identity: Identity, secret: str, ttl_s: int = 60) -> str:
         "exp": now + ttl_s,
         "jti": uuid.uuid4().hex,
     }
-    return jwt.encode(claims, secret, algorithm=_ALGORITHM)
+    token: str = jwt.encode(claims, secret, algorithm=_ALGORITHM)  # python-jose is untyped
+    return token
 
 
 def verify_identity(token: str, secret: str) -> Identity:

@@ -8,6 +8,7 @@ jobs (their messages may be lost). A job id delivered twice runs once: only one 
 
 from __future__ import annotations
 
+import builtins
 import enum
 import json
 import logging
@@ -16,13 +17,15 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Float, Integer, String, Text, func, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from bio_shared.db import UTCDateTime, session_scope, utcnow
-from bio_shared.dispatchers import CeleryDispatcher, Dispatcher, ThreadDispatcher  # noqa: F401  (re-exported)
+from bio_shared.db import UTCDateTime, rowcount, session_scope, utcnow
+from bio_shared.dispatchers import CeleryDispatcher as CeleryDispatcher  # re-exported
+from bio_shared.dispatchers import Dispatcher
+from bio_shared.dispatchers import ThreadDispatcher as ThreadDispatcher  # re-exported
 from bio_shared.errors import BioError, NotFound, ServiceUnavailable
 from bio_shared.identity import Identity
 from bio_shared.logging import request_id_var
@@ -54,9 +57,9 @@ class JobMixin:
     kind: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.pending.value)
     progress: Mapped[float] = mapped_column(Float, default=0.0)
-    params: Mapped[dict] = mapped_column(JSON, default=dict)
-    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     worker: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -64,6 +67,9 @@ class JobMixin:
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
+
+    if TYPE_CHECKING:  # the mapped subclasses take their columns as keywords (the declarative constructor)
+        def __init__(self, **kwargs: Any) -> None: ...
 
 
 class TransientJobError(Exception):
@@ -99,7 +105,7 @@ class Outcome:
 class JobQueue:
     """Submit, read, execute and reap the jobs of one service."""
 
-    def __init__(self, service: str, model: type, sessions: sessionmaker[Session], settings: CommonSettings,
+    def __init__(self, service: str, model: type[JobMixin], sessions: sessionmaker[Session], settings: CommonSettings,
                  status_path: str) -> None:
         self.service = service
         self.model = model
@@ -184,7 +190,8 @@ class JobQueue:
         ctx, queued_for = claim
         JOB_QUEUE_WAIT.labels(self.service, ctx.kind).observe(queued_for)
         start = time.perf_counter()
-        outcome, state, values = Outcome("ran"), JobStatus.failed, {}
+        outcome, state = Outcome("ran"), JobStatus.failed
+        values: dict[str, Any] = {}
         try:
             handler = self.handlers.get(ctx.kind)
             if handler is None:
@@ -217,7 +224,7 @@ class JobQueue:
             outcome = Outcome("stale")
         return outcome
 
-    def reap(self, job_ids: list[str] | None = None, pending_after_s: float | None = None) -> dict[str, int]:
+    def reap(self, job_ids: builtins.list[str] | None = None, pending_after_s: float | None = None) -> dict[str, int]:
         """Re-dispatch running jobs whose lease expired, and pending jobs no worker took within
         ``job_redispatch_after_s`` (their message was lost with a broker restart or a process exit);
         fail those out of attempts. Safe from every process at once: each transition is conditional."""
@@ -252,12 +259,12 @@ class JobQueue:
             # and a job waiting in a long queue is not sent again before redispatch_s.
             hold = now + timedelta(seconds=redispatch_s)
             with session_scope(self.sessions) as s:
-                changed = s.execute(
+                changed = rowcount(s.execute(
                     update(self.model).where(self.model.id == job_id, self.model.status == status,
                                              or_(self.model.lease_expires_at.is_(None),
                                                  self.model.lease_expires_at < now))
                     .values(status=JobStatus.pending.value, lease_expires_at=hold)
-                ).rowcount
+                ))
             if changed:
                 try:
                     self._dispatcher().dispatch(job_id, request_id=rid)
@@ -284,10 +291,10 @@ class JobQueue:
         sent = 0
         for job_id, rid in rows:  # conditional: two reconnecting workers do not both send a job
             with session_scope(self.sessions) as s:
-                changed = s.execute(
+                changed = rowcount(s.execute(
                     update(m).where(m.id == job_id, m.status == JobStatus.pending.value,
                                     or_(m.lease_expires_at.is_(None), m.lease_expires_at < recently_sent))
-                    .values(lease_expires_at=hold)).rowcount
+                    .values(lease_expires_at=hold)))
             try:
                 if changed:
                     self._dispatcher().dispatch(job_id, request_id=rid)
@@ -318,17 +325,17 @@ class JobQueue:
         now = utcnow()
         m = self.model
         with session_scope(self.sessions) as s:
-            changed = s.execute(
+            changed = rowcount(s.execute(
                 update(m)
                 .where(m.id == job_id, m.attempts < self.settings.job_max_attempts,
                        or_(m.status == JobStatus.pending.value,
                            (m.status == JobStatus.running.value) & (m.lease_expires_at < now)))
                 .values(status=JobStatus.running.value, attempts=m.attempts + 1, started_at=now,
                         lease_expires_at=self._lease(), worker=self.worker_name)
-            ).rowcount
+            ))
             if not changed:
                 return None
-            job = s.get(m, job_id)
+            job = s.get_one(m, job_id)
             ctx = JobContext(id=job.id, owner_id=job.owner_id, kind=job.kind, params=dict(job.params or {}),
                              attempt=job.attempts, queue=self)
             return ctx, max(0.0, (now - job.created_at).total_seconds())
@@ -359,7 +366,8 @@ class JobQueue:
         m = self.model
         return m.id == job_id, m.status == JobStatus.running.value, m.attempts == attempt
 
-    def _finish(self, job_id: str, status: JobStatus, *, result: dict | None = None, error: dict | None = None,
+    def _finish(self, job_id: str, status: JobStatus, *, result: dict[str, Any] | None = None,
+                error: dict[str, Any] | None = None,
                 expect: str | None = None, attempt: int | None = None) -> bool:
         values: dict[str, Any] = {"status": status.value, "finished_at": utcnow(), "lease_expires_at": None}
         if status == JobStatus.succeeded:
@@ -373,7 +381,7 @@ class JobQueue:
                 stmt = update(self.model).where(self.model.id == job_id)
                 if expect:
                     stmt = stmt.where(self.model.status == expect)
-            return bool(s.execute(stmt.values(**values)).rowcount)
+            return bool(rowcount(s.execute(stmt.values(**values))))
 
     def _debug_delay(self, ctx: JobContext) -> None:
         delay = self.settings.job_debug_delay_s

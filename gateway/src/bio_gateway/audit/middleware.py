@@ -30,7 +30,7 @@ AUDIT_ENTRIES = Counter("bio_audit_entries_total", "Audit entries by action and 
                         ["action", "result"])
 
 
-def note_principal(scope: dict[str, Any], principal: Any, headers: dict[bytes, bytes]) -> None:
+def note_principal(scope: Scope, principal: Any, headers: dict[bytes, bytes]) -> None:
     """Called where a request is authenticated: who acted, with which credential."""
     rec = scope.get(SCOPE_KEY)
     if rec is None:
