@@ -29,7 +29,7 @@ def register_shard_task(app: Any, name: str, fn: Callable[..., Any]) -> Any:
     return app.task(name=name, ignore_result=False, shared=False)(fn)
 
 
-def fan_out(fn: Callable[..., Any], calls: Sequence[tuple], *, app: Any = None, task_name: str | None = None,
+def fan_out(fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], *, app: Any = None, task_name: str | None = None,
             queue: str | None = None, timeout_s: float = 30.0) -> list[Any]:
     """``[fn(*args) for args in calls]``, in this process (``app`` None) or as one Celery group."""
     if app is None:
@@ -40,7 +40,7 @@ def fan_out(fn: Callable[..., Any], calls: Sequence[tuple], *, app: Any = None, 
     options = {"queue": queue} if queue else {}
     result = group(app.signature(task_name, args=tuple(args), options=options) for args in calls).apply_async()
     try:
-        return result.get(timeout=timeout_s, disable_sync_subtasks=False)
+        return list(result.get(timeout=timeout_s, disable_sync_subtasks=False))
     except CeleryTimeout as exc:
         result.revoke()
         raise FanOutTimeout(f"shard search did not finish within {timeout_s:g} s",

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class Generator:
     def people(self, n: int, rng: np.random.Generator) -> np.ndarray:
         return self._renorm(self.mean + rng.standard_normal((n, len(self.mean))) @ self.chol.T, rng)
 
-    def mates(self, x: np.ndarray, rng: np.random.Generator, spread: float = 1.0) -> np.ndarray:
+    def mates(self, x: np.ndarray, rng: np.random.Generator, spread: float | np.ndarray = 1.0) -> np.ndarray:
         return self._renorm(x + spread * rng.standard_normal(x.shape) @ self.within.T, rng)
 
 
@@ -144,7 +145,8 @@ def build(size: int, folder: Path, data_dir: Path, seed: int = 0, probes_per_set
     build_s = time.perf_counter() - t0 - gen_s
     probes["mated"] = mated
     truth = exact_truth(index, probes)
-    np.savez(folder / "probes.npz", **{f"q_{k}": v for k, v in probes.items()}, **{f"t_{k}": v for k, v in truth.items()})
+    arrays: dict[str, Any] = {**{f"q_{k}": v for k, v in probes.items()}, **{f"t_{k}": v for k, v in truth.items()}}
+    np.savez(folder / "probes.npz", **arrays)
     return {"build_s": round(build_s, 2), "generate_s": round(gen_s, 2), "real_gallery": n_real,
             "mate_distance_median": {"real": round(gen.real_mate_median, 3), "synthetic": round(float(np.median(
                 np.linalg.norm(mated - index.vectors.read(mated_rows), axis=1)[1::2])), 3),
@@ -216,7 +218,9 @@ def query_phase(folder: Path, nprobe: int | None) -> dict:
         nprobe = n
     index.settings = AnnSettings(nprobe=nprobe)
     out: dict = {"load_s": round(load_s, 3), "nprobe": nprobe, "tuning_recall": curve}
-    all_times, hits, cpu = [], [], []
+    all_times: list[np.ndarray] = []
+    hits: list[Any] = []
+    cpu: list[float] = []
     for k, (q, truth) in held.items():
         times, rows = _timed(index, q, cpu if k != "nonmated" else None)
         if k != "nonmated":

@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import faiss
 import numpy as np
@@ -158,7 +158,7 @@ class VectorStore:
                 old, self.keys[seg] = self.keys[seg], key
             self.store.delete(old)
 
-    def manifest(self) -> list[dict]:
+    def manifest(self) -> list[dict[str, Any]]:
         return [{"key": k, "rows": int(self.starts[i + 1] - self.starts[i])} for i, k in enumerate(self.keys)]
 
     def close(self) -> None:
@@ -198,7 +198,7 @@ class AnnIndex:
         if not len(rows):
             return np.zeros(0, np.float32)
         diff = self.vectors.read(rows) - np.asarray(probe, np.float32).reshape(1, self.dim)
-        return np.sqrt(np.einsum("ij,ij->i", diff, diff))
+        return np.asarray(np.sqrt(np.einsum("ij,ij->i", diff, diff)), np.float64)
 
     @property
     def approximate(self) -> bool:
@@ -245,7 +245,7 @@ class AnnIndex:
                 return 0
             self.alive[rows] = False
             self._erase.extend(rows)
-            return int(self.index.remove_ids(np.asarray(rows, np.int64)))
+            return int(self.index.remove_ids(np.asarray(rows, np.int64)))  # type: ignore[arg-type]  # faiss accepts ids
 
     def _train(self) -> None:
         """Switch to (or retrain) the IVF-SQ8 index on the live rows read from the vector store."""
@@ -282,8 +282,9 @@ class AnnIndex:
         q = np.ascontiguousarray(probe, np.float32).reshape(1, self.dim)
         want = max(self.settings.rerank, 4 * k)
         if self.approximate:
-            nlist = self.index.nlist
-            self.index.nprobe = min(nlist, self.settings.nprobe or max(8, math.ceil(self.settings.probe_share * nlist)))
+            ivf: Any = self.index  # an IndexIVF here (the generic Index stub has no IVF attributes)
+            nlist = ivf.nlist
+            ivf.nprobe = min(nlist, self.settings.nprobe or max(8, math.ceil(self.settings.probe_share * nlist)))
         _, rows = self.index.search(q, min(want, len(self)))
         rows = rows[0][rows[0] >= 0]
         exact = self.vectors.read(rows)
@@ -313,7 +314,7 @@ class AnnIndex:
             tag = uuid.uuid4().hex
             index_key = f"{self.prefix}/index-{tag}.faiss"
             faiss.write_index(self.index, str(self.store.path_for(index_key)))
-            table = np.rec.fromarrays([self.embedding_ids, self.person_ids, self.alive], names="e,p,a")
+            table = np.rec.fromarrays([self.embedding_ids, self.person_ids, self.alive], names="e,p,a")  # type: ignore[call-overload]
             table_key = f"{self.prefix}/ids-{tag}.npy"
             with open(self.store.path_for(table_key), "wb") as fh:
                 np.save(fh, table, allow_pickle=False)
@@ -344,11 +345,12 @@ class AnnIndex:
         return out
 
 
-def read_manifest(store: BlobStore, prefix: str) -> dict | None:
+def read_manifest(store: BlobStore, prefix: str) -> dict[str, Any] | None:
     key = f"{prefix.strip('/')}/{MANIFEST}"
     if not store.exists(key):
         return None
-    return json.loads(store.get(key))
+    doc: dict[str, Any] = json.loads(store.get(key))
+    return doc
 
 
 def _drop_older(store: BlobStore, prefix: str, keep: set[str]) -> None:

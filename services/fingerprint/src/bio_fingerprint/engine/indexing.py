@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+from numpy.typing import NDArray
 
 R = 70.0  # cylinder radius, px at 500 dpi
 NS = 8  # cells per side
@@ -42,7 +43,7 @@ MAX_CYLINDERS = 48  # best-quality minutiae per template that get a cylinder
 
 
 @njit(cache=True)
-def _near(m, px, py):
+def _near(m: NDArray[np.float64], px: float, py: float) -> bool:
     for t in range(m.shape[0]):
         if (m[t, 0] - px) ** 2 + (m[t, 1] - py) ** 2 <= NEAR * NEAR:
             return True
@@ -50,12 +51,13 @@ def _near(m, px, py):
 
 
 @njit(cache=True)
-def _wrap(a):
+def _wrap(a: float) -> float:
     return (a + math.pi) % (2.0 * math.pi) - math.pi
 
 
 @njit(cache=True)
-def _cell(nx, ny, nrel, px, py, row, base):
+def _cell(nx: NDArray[np.float64], ny: NDArray[np.float64], nrel: NDArray[np.float64], px: float, py: float,
+          row: NDArray[np.uint8], base: int) -> None:
     """Sets the ND direction bits of the cell centred at (px, py) from the centre's neighbours."""
     dd = 2.0 * math.pi / ND
     gd = dd / (math.sqrt(2.0 * math.pi) * SIGMA_D)  # Gaussian density x section width ~ its integral
@@ -74,7 +76,7 @@ def _cell(nx, ny, nrel, px, py, row, base):
 
 
 @njit(cache=True)
-def _cylinders(m):
+def _cylinders(m: NDArray[np.float64]) -> tuple[NDArray[np.uint8], NDArray[np.bool_]]:
     """Bit cylinders (n, BITS) uint8 and a validity flag per minutia of one template."""
     n = m.shape[0]
     out = np.zeros((n, BITS), np.uint8)
@@ -109,7 +111,7 @@ def cylinders(minutiae: np.ndarray) -> np.ndarray:
     m = np.asarray(minutiae[:, :5], np.float64)
     m = np.ascontiguousarray(m[np.argsort(-m[:, 4], kind="stable")])
     bits, ok = _cylinders(m)
-    return bits[:MAX_CYLINDERS][ok[:MAX_CYLINDERS]]
+    return np.asarray(bits[:MAX_CYLINDERS][ok[:MAX_CYLINDERS]], np.uint8)
 
 
 @dataclass(frozen=True)
@@ -144,7 +146,7 @@ def default_positions(params: LshParams | None = None) -> np.ndarray:
 def hashes(cyl: np.ndarray, positions: np.ndarray) -> np.ndarray:
     """(k, H) int64 hash values of k cylinders."""
     weights = (1 << np.arange(positions.shape[1], dtype=np.int64))
-    return (cyl[:, positions].astype(np.int64) * weights).sum(-1)
+    return np.asarray((cyl[:, positions].astype(np.int64) * weights).sum(-1), np.int64)
 
 
 class McclshIndex:
@@ -220,4 +222,4 @@ def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     if total == 0:
         return np.zeros(0, np.int64)
     ends = np.cumsum(lengths)
-    return np.arange(total, dtype=np.int64) - np.repeat(ends - lengths - lo, lengths)
+    return np.asarray(np.arange(total, dtype=np.int64) - np.repeat(ends - lengths - lo, lengths), np.int64)

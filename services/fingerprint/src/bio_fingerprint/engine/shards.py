@@ -41,7 +41,8 @@ class Shard:
         if len(ids) != len(templates):
             raise ValueError("one id per template")
         self.ids = list(ids)
-        self.m, self.l, self.offsets = matcher.pack(list(templates))
+        self.packed: matcher.Packed = matcher.pack(list(templates))
+        self.offsets = self.packed[5]
         self.prefilter = McclshIndex(positions)
         self.prefilter.add([hashes(cylinders(t), positions) for t in templates])
 
@@ -50,7 +51,7 @@ class Shard:
 
     @property
     def nbytes(self) -> int:
-        return int(self.m.nbytes + self.l.nbytes + self.offsets.nbytes + self.prefilter.nbytes)
+        return int(sum(a.nbytes for a in self.packed) + self.prefilter.nbytes)
 
     def candidates(self, probe_hashes: np.ndarray, penetration: float) -> np.ndarray:
         count = max(MIN_CANDIDATES, math.ceil(penetration * len(self)))
@@ -58,25 +59,28 @@ class Shard:
             return np.arange(len(self))
         return self.prefilter.select(probe_hashes, count)
 
-    def match(self, probe: tuple[np.ndarray, np.ndarray], selected: np.ndarray) -> np.ndarray:
+    def match(self, probe: matcher.Prepared, selected: np.ndarray) -> np.ndarray:
         """Full matcher scores of the probe against the selected templates (in that order)."""
         if not len(selected):
             return np.zeros(0)
+        pm, pl, pc, po, pk = probe
         if len(selected) == len(self):
-            return matcher.match_many(probe[0], probe[1], self.m, self.l, self.offsets)[selected]
+            gm, gl, gc, go, gk, offsets = self.packed
+            return np.asarray(matcher.match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, offsets)[selected])
         lo, hi = self.offsets[selected], self.offsets[selected + 1]
         lengths = hi - lo
         sub_offsets = np.zeros(len(selected) + 1, np.int64)
         np.cumsum(lengths, out=sub_offsets[1:])
         rows = np.arange(sub_offsets[-1], dtype=np.int64) - np.repeat(sub_offsets[:-1] - lo, lengths)
-        return matcher.match_many(probe[0], probe[1], self.m[rows], self.l[rows], sub_offsets)
+        gm, gl, gc, go, gk = (np.ascontiguousarray(a[rows]) for a in self.packed[:5])
+        return np.asarray(matcher.match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, sub_offsets))
 
 
 @dataclass(frozen=True)
 class Probe:
     """A probe prepared once for every shard: the matcher's form and the prefilter hashes."""
 
-    prepared: tuple[np.ndarray, np.ndarray]
+    prepared: matcher.Prepared
     hashes: np.ndarray
 
     @classmethod

@@ -15,13 +15,17 @@ Extracting 100,000 images is too slow, so the transforms act on the minutiae dir
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
 Rng = np.random.Generator
 
 
-def _field(rng: Rng, amplitude: float, wavelength: tuple[float, float], waves: int = 3):
+Field = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
+
+
+def _field(rng: Rng, amplitude: float, wavelength: tuple[float, float], waves: int = 3) -> Field:
     """A smooth displacement field (dx, dy) = sum of random plane waves, and its Jacobian."""
     k = rng.uniform(2 * math.pi / wavelength[1], 2 * math.pi / wavelength[0], (waves, 2))
     phi = rng.uniform(0, 2 * math.pi, (waves, 2))
