@@ -250,3 +250,33 @@ def test_webhook_delivered_by_the_webhooks_worker(stack, samples):
             assert deliveries["items"][0]["status"] == "succeeded"
     finally:
         server.shutdown()
+
+
+def test_trust_features_in_the_distributed_mode(stack, pg_url, data_dir):
+    """Separate processes on PostgreSQL: templates sealed in the database and on disk, the audit trail
+    written by the gateway, and a subject exported and erased across the services."""
+    import zipfile
+
+    from bio_shared.crypto import MAGIC
+
+    db1 = data_dir / "fingerprints" / "fvc2002" / "DB1_B"
+    with httpx.Client(base_url=stack["gateway_url"], timeout=60) as http:
+        _, auth = account(http, "trust@example.org")
+        files = [("files", (f"101_{i}.tif", (db1 / f"101_{i}.tif").read_bytes(), "image/tiff")) for i in (1, 2)]
+        r = http.post("/api/v1/fingerprint/enroll", headers=auth, data={"subject": "dora", "finger": "2"},
+                      files=files)
+        assert r.status_code == 201, r.text
+        with psycopg.connect(pg_url) as conn:
+            raw = [bytes(v) for (v,) in conn.execute("SELECT minutiae FROM fingerprint_templates").fetchall()]
+        assert len(raw) == 2 and all(v.startswith(MAGIC) for v in raw)
+        blobs = [p for p in (Path(stack["var_dir"]) / "blobs" / "fingerprint").rglob("*") if p.is_file()]
+        assert blobs and all(p.read_bytes().startswith(MAGIC) for p in blobs)
+
+        export = http.get("/api/v1/subjects/dora/export", headers=auth)
+        assert export.status_code == 200, export.text
+        names = zipfile.ZipFile(io.BytesIO(export.content)).namelist()
+        assert sum(n.endswith(".iso") for n in names) == 2 and "audit.jsonl" in names
+        erased = http.delete("/api/v1/subjects/dora", headers=auth)
+        assert erased.status_code == 200 and erased.json()["deleted"]["fingerprint"]["templates"] == 2
+        actions = [e["action"] for e in http.get("/api/v1/audit", headers=auth).json()["items"]]
+        assert actions[:3] == ["subject.erase", "subject.export", "fingerprint.enroll"]

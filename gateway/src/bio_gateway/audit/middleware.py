@@ -84,6 +84,7 @@ class AuditMiddleware:
         scope[SCOPE_KEY] = rec
         sniff: list[bytes] = []
         is_json = False
+        held: list[Message] = []
 
         async def watch(message: Message) -> None:
             nonlocal is_json
@@ -91,9 +92,12 @@ class AuditMiddleware:
                 rec.status = message["status"]
                 ctype = dict(message.get("headers", ())).get(b"content-type", b"")
                 is_json = ctype.startswith(b"application/json")
-            elif message["type"] == "http.response.body" and is_json:
-                if sum(map(len, sniff)) < _MAX_SNIFF:
+            elif message["type"] == "http.response.body":
+                if is_json and sum(map(len, sniff)) < _MAX_SNIFF:
                     sniff.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    held.append(message)  # the answer completes only once its entry is written
+                    return
             await send(message)
 
         try:
@@ -101,6 +105,8 @@ class AuditMiddleware:
         finally:
             if rec.account_id and rec.status:
                 await self._write(rec, b"".join(sniff) if is_json else b"")
+            for message in held:
+                await send(message)
 
     async def _write(self, rec: Record, body: bytes) -> None:
         rec.request_id = request_id_var.get() or ""
