@@ -114,7 +114,7 @@ def test_normalize_job_lifecycle(svc, photo):
     assert_no_internal_keys(svc, svc.client.get(svc.jobs_url, headers=svc.auth(OWNER)).json())
 
     img = svc.output(job, OWNER)  # 200, image/png, decodes, sha256 of the result
-    channels = {"gray": 1, "rgb": 3}[svc.rt.options["normalize"]]
+    channels = {"gray": 1, "rgb": 3}[svc.rt.normalize_mode]
     assert img.mode == ("L" if channels == 1 else "RGB")
     assert (result["width"], result["height"], result["channels"]) == (*img.size, channels)
     # the upload is removed once the job has its output: one PNG is left
