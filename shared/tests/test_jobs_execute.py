@@ -16,21 +16,9 @@ from sqlalchemy import update
 
 from bio_shared.db import utcnow
 from bio_shared.errors import ServiceUnavailable, Unprocessable
-from bio_shared.jobs import (
-    JobContext,
-    JobQueue,
-    Outcome,
-    TransientJobError,
-    new_id,
-)
+from bio_shared.jobs import JobContext, JobQueue, Outcome, TransientJobError, new_id
 from bio_shared.logging import request_id_var
-from bio_testing.jobs import (
-    ALICE,
-    aware,
-    expire_lease,
-    row,
-    set_columns,
-)
+from bio_testing.jobs import ALICE, aware, expire_lease, row, set_columns
 
 # -- submit ------------------------------------------------------------------------------------------------
 

@@ -26,12 +26,7 @@ from bio_shared.jobs import (
     job_to_dict,
 )
 from bio_shared.logging import request_id_var, service_var
-from bio_testing.jobs import (
-    ALICE,
-    BOB,
-    set_columns,
-    wait_final,
-)
+from bio_testing.jobs import ALICE, BOB, set_columns, wait_final
 
 # -- get / list --------------------------------------------------------------------------------------------
 

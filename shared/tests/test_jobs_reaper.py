@@ -15,22 +15,10 @@ import pytest
 from sqlalchemy import update
 
 from bio_shared.db import dispose_engines, get_engine, session_factory, session_scope, utcnow
-from bio_shared.jobs import (
-    JobContext,
-    JobQueue,
-    Outcome,
-)
+from bio_shared.jobs import JobContext, JobQueue, Outcome
 from bio_shared.logging import request_id_var
 from bio_shared.settings import CommonSettings
-from bio_testing.jobs import (
-    ALICE,
-    Base,
-    Job,
-    RecordingDispatcher,
-    expire_lease,
-    row,
-    set_columns,
-)
+from bio_testing.jobs import ALICE, Base, Job, RecordingDispatcher, expire_lease, row, set_columns
 
 
 class WorkerKilled(BaseException):
