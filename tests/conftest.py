@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bio_shared.services import ServiceSpec, discover_services
+from bio_testing.shared import ServiceClient, ServiceStarter, sample_jpeg
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # One real sample per service: a print for the fingerprint service, a different face photo (JPEG,
@@ -86,3 +89,29 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.start()
     yield server
     server.stop()
+
+
+# -- the services of the contract tests (test_service_contract*.py), one parameter per installed service --
+SPECS = discover_services()
+
+
+@pytest.fixture(params=list(SPECS.values()), ids=list(SPECS))
+def spec(request: pytest.FixtureRequest) -> ServiceSpec:
+    return request.param
+
+
+@pytest.fixture
+def start(spec: ServiceSpec, var_dir: Path) -> Iterator[ServiceStarter]:
+    with ServiceStarter(spec, var_dir) as starter:
+        yield starter
+
+
+@pytest.fixture
+def svc(start: ServiceStarter) -> ServiceClient:
+    return start()
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    """A synthetic 320 x 240 RGB JPEG: every service accepts it (the fingerprint one as gray)."""
+    return sample_jpeg(320, 240)

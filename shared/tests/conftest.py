@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from bio_shared.db import dispose_engines
+from bio_shared.db import dispose_engines, get_engine, session_factory
+from bio_shared.jobs import JobContext, JobQueue
 from bio_shared.runtime import ServiceRuntime
+from bio_testing import jobs as jobs_table
 from bio_testing.shared import identity_headers
 from bio_testing.shell import invert, shell_app, shell_runtime
 
@@ -75,3 +77,37 @@ def alice(secret: str) -> dict[str, str]:
 @pytest.fixture
 def bob(secret: str) -> dict[str, str]:
     return identity_headers(secret, "acct-bob")
+
+
+# -- the throw-away jobs table of the bio_shared.jobs tests (bio_testing.jobs), on both backends ---------
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{(tmp_path / 'jobs.db').as_posix()}"
+        dispose_engines()
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def make_queue(db_url: str, var_dir: Path) -> Callable[..., JobQueue]:
+    jobs_table.Base.metadata.create_all(get_engine(db_url))
+
+    def make(**settings_over: Any) -> JobQueue:
+        q = JobQueue("testsvc", jobs_table.Job, session_factory(db_url),
+                     jobs_table.make_settings(var_dir, db_url, **settings_over), status_path="/api/v1/testsvc/jobs/")
+        q.dispatcher = jobs_table.RecordingDispatcher()
+        return q
+
+    return make
+
+
+@pytest.fixture
+def queue(make_queue: Callable[..., JobQueue]) -> JobQueue:
+    q = make_queue()
+
+    @q.handler("echo")
+    def echo(ctx: JobContext) -> dict[str, Any]:
+        return {"echo": ctx.params, "attempt": ctx.attempt, "owner": ctx.owner_id}
+
+    return q

@@ -38,7 +38,7 @@ def test_build_runtime_carries_a_typed_state(tmp_path: Path) -> None:
     try:
         assert rt.state.threshold == 0.4
         assert rt.state.cache.get("a", 1, lambda: [1.0]) == [1.0]
-        assert rt.options == {}  # the untyped map stays during the transition
+        assert rt.normalize_mode is None  # no normalize job registered
         assert settings.sync_budget_s == 20.0
     finally:
         rt.stop()

@@ -106,7 +106,7 @@ def test_build_runtime_wiring(rt: ServiceRuntime, var_dir: Path) -> None:
     assert rt.celery.conf.task_default_queue == NAME
     assert rt.run_job.name == f"bio_{NAME}.run_job"
     assert "normalize" in rt.jobs.handlers
-    assert rt.options["normalize"] == "gray"
+    assert rt.normalize_mode == "gray"
 
 
 # -- identity on every job route ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Jobs: a table mixin, the submit/status helpers and the crash-safe executor.
+"""Jobs: submit, status reads and the crash-safe executor (the table mixin and states are in job_table).
 
 The jobs table is the source of truth; the broker only carries job ids. A job is *claimed* by an
 atomic conditional UPDATE that also sets a lease. A worker that dies leaves a job whose lease
@@ -9,7 +9,6 @@ jobs (their messages may be lost). A job id delivered twice runs once: only one 
 from __future__ import annotations
 
 import builtins
-import enum
 import json
 import logging
 import time
@@ -17,59 +16,27 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import JSON, Float, Integer, String, Text, func, or_, select, update
-from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
-from bio_shared.db import UTCDateTime, rowcount, session_scope, utcnow
+from bio_shared.db import rowcount, session_scope, utcnow
 from bio_shared.dispatchers import CeleryDispatcher as CeleryDispatcher  # re-exported
 from bio_shared.dispatchers import Dispatcher
 from bio_shared.dispatchers import ThreadDispatcher as ThreadDispatcher  # re-exported
 from bio_shared.errors import BioError, NotFound, ServiceUnavailable
 from bio_shared.identity import Identity
+from bio_shared.job_table import FINAL as FINAL  # re-exported
+from bio_shared.job_table import JobMixin as JobMixin  # re-exported
+from bio_shared.job_table import JobStatus as JobStatus  # re-exported
+from bio_shared.job_table import job_to_dict as job_to_dict  # re-exported
+from bio_shared.job_table import new_id as new_id  # re-exported
 from bio_shared.logging import request_id_var
 from bio_shared.metrics import JOB_DURATION, JOB_QUEUE_WAIT, JOBS
 from bio_shared.settings import CommonSettings
 
 log = logging.getLogger(__name__)
-
-
-class JobStatus(enum.StrEnum):
-    pending = "pending"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-
-
-FINAL = {JobStatus.succeeded.value, JobStatus.failed.value}
-
-
-def new_id() -> str:
-    return uuid.uuid4().hex
-
-
-class JobMixin:
-    """Columns of every service's jobs table (``class Job(JobMixin, Base): __tablename__ = ...``)."""
-
-    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
-    owner_id: Mapped[str] = mapped_column(String(64), index=True)
-    kind: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), index=True, default=JobStatus.pending.value)
-    progress: Mapped[float] = mapped_column(Float, default=0.0)
-    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    request_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
-    worker: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True, index=True)
-
-    if TYPE_CHECKING:  # the mapped subclasses take their columns as keywords (the declarative constructor)
-        def __init__(self, **kwargs: Any) -> None: ...
 
 
 class TransientJobError(Exception):
@@ -389,19 +356,3 @@ class JobQueue:
             end = time.monotonic() + delay
             while time.monotonic() < end:
                 time.sleep(min(0.2, end - time.monotonic()))
-
-
-def job_to_dict(job: Any, queue: JobQueue) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "kind": job.kind,
-        "status": job.status,
-        "progress": job.progress,
-        "attempts": job.attempts,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "result": job.result,
-        "error": job.error,
-        "status_url": queue.status_url(job.id),
-    }

@@ -21,6 +21,7 @@ from typing_extensions import TypeVar
 from bio_shared.celery_app import install_worker_hooks, make_celery, register_job_task
 from bio_shared.db import session_factory, session_scope
 from bio_shared.identity import Identity, identity_dependency
+from bio_shared.images import Mode
 from bio_shared.jobs import CeleryDispatcher, JobQueue, ThreadDispatcher
 from bio_shared.metrics import JOB_STATES
 from bio_shared.sealed import envelope_for
@@ -39,8 +40,7 @@ SettingsT = TypeVar("SettingsT", bound=CommonSettings)
 class ServiceRuntime(Generic[S, C]):
     """``state`` is the typed per-service part (models, caches, engines): a dataclass each service
     defines in its own ``runtime.py``; ``ServiceRuntime[FaceState, FaceSettings]`` also types ``settings``.
-    ``options`` is the untyped map it replaces (kept while services
-    move over; removed once nothing uses it)."""
+    ``normalize_mode`` is the mode of the shared normalize job, set when it is registered."""
 
     name: str  # queue name and metrics label, e.g. "fingerprint"
     package: str  # import name holding migrations/, e.g. "bio_fingerprint"
@@ -54,7 +54,7 @@ class ServiceRuntime(Generic[S, C]):
     require_identity: Callable[..., Identity]
     # Tables with an owner_id column, children before parents; purge_owner empties them.
     owned_models: list[Any] = field(default_factory=list)  # mapped classes
-    options: dict[str, Any] = field(default_factory=dict)  # deprecated: use ``state``
+    normalize_mode: Mode | None = None  # "gray" or "rgb"; set by register_normalize_job
     state: S = None  # type: ignore[assignment]  # set by the service's build step
     _reaper_stop: threading.Event = field(default_factory=threading.Event)
 

@@ -53,7 +53,7 @@ def _output_key(rt: ServiceRuntime[Any], owner_id: str, job_id: str) -> str:
 
 def register_normalize_job(rt: ServiceRuntime[Any], transform: Transform, mode: Mode) -> None:
     """Register the handler; the router reads ``mode`` from the runtime so the two cannot disagree."""
-    rt.options[NORMALIZE_KIND] = mode
+    rt.normalize_mode = mode
 
     @rt.jobs.handler(NORMALIZE_KIND, on_abandon=lambda params: None if rt.blobs.delete(params["input_key"]) else None)
     def normalize(ctx: JobContext) -> dict[str, Any]:
@@ -89,7 +89,9 @@ def register_normalize_job(rt: ServiceRuntime[Any], transform: Transform, mode: 
 
 
 def _validate_store_submit(rt: ServiceRuntime[Any], identity: Identity, data: bytes, filename: str | None) -> Any:
-    decoded = decode_for(rt, data, rt.options[NORMALIZE_KIND])  # bad input is refused before anything is stored
+    if rt.normalize_mode is None:
+        raise RuntimeError(f"{rt.name}: the normalize job is not registered")
+    decoded = decode_for(rt, data, rt.normalize_mode)  # bad input is refused before anything is stored
     key = rt.blobs.put(rt.blobs.new_key(identity.account_id, f"{rt.name}-uploads", "bin"), data)
     params = {"input_key": key, "filename": filename, "source_format": decoded.format,
               "source_mode": decoded.source_mode}
