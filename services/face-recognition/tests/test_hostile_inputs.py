@@ -111,6 +111,12 @@ def test_ten_thousand_entries_on_one_member_are_refused(start, gib_of_zeros):
     assert state(svc, eid) == before
 
 
+def failed_report(job: dict) -> list[dict]:
+    """An archive none of whose files could be used fails the job; its error carries the per-file report."""
+    assert job["status"] == "failed" and job["error"]["code"] == "all_files_failed", job
+    return job["error"]["details"]["report"]
+
+
 def test_a_gib_member_is_never_decompressed(svc, eid, gib_of_zeros):
     """One honest 1 GiB member: accepted (its directory is sane), the job refuses it from the per-file cap
     without inflating a gigabyte, and the archive is removed."""
@@ -120,7 +126,7 @@ def test_a_gib_member_is_never_decompressed(svc, eid, gib_of_zeros):
     t = time.perf_counter()
     job = svc.wait(r.json()["status_url"])
     assert time.perf_counter() - t < 20
-    (line,) = job["result"]["report"]
+    (line,) = failed_report(job)
     assert line["status"] == "failed" and line["code"] == "payload_too_large"
     assert list(Path(svc.rt.blobs.root).rglob("*.zip")) == []
 
@@ -129,7 +135,7 @@ def test_a_lying_size_header_reads_no_more_than_it_declares(svc, eid, gib_of_zer
     data, crc = gib_of_zeros
     r, _ = post_zip(svc, eid, raw_zip([("alice/lie.jpg", 0)], data, crc, 1000))  # claims 1000 bytes
     job = svc.wait(r.json()["status_url"])
-    (line,) = job["result"]["report"]
+    (line,) = failed_report(job)
     assert line["status"] == "failed" and line["code"] in ("corrupt_archive_entry", "corrupt_image", "not_an_image")
     assert "object at 0x" not in line["message"]
 
@@ -140,7 +146,7 @@ def test_the_total_read_from_one_archive_is_capped(start):
     files = {f"p{i}/{i}.bin": bytes([i]) * 400_000 for i in range(5)}  # 2 MB in all, 1 MiB allowed
     r, _ = post_zip(svc, eid, zip_of(files))
     assert r.status_code == 202
-    report = svc.wait(r.json()["status_url"])["result"]["report"]
+    report = failed_report(svc.wait(r.json()["status_url"]))
     codes = [line["code"] for line in report]
     assert codes[:2] == ["not_an_image", "not_an_image"] and set(codes[3:]) == {"archive_too_large"}
     assert all(line["status"] == "failed" for line in report)
@@ -224,7 +230,7 @@ def test_names_with_control_or_bidi_characters_are_refused(svc, eid, name):
 def test_person_folders_with_control_characters_are_reported_not_stored(svc, eid, data_dir):
     photo = (data_dir / "faces/face_recognition/examples/obama_small.jpg").read_bytes()
     r, _ = post_zip(svc, eid, zip_of({"ev\u202eil/a.jpg": photo, " /b.jpg": photo}))
-    report = svc.wait(r.json()["status_url"])["result"]["report"]
+    report = failed_report(svc.wait(r.json()["status_url"]))
     assert {line["code"] for line in report} == {"invalid_name", "no_person_folder"}
     assert svc.client.get(f"{P}/{eid}/people", headers=svc.auth()).json()["total"] == 0
 
