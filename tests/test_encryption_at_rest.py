@@ -15,10 +15,10 @@ from sqlalchemy import LargeBinary, select, type_coerce
 from bio_gateway import keys_cli
 from bio_gateway.app import create_app
 from bio_gateway.settings import GatewaySettings
-from bio_gateway.testing import user as account
 from bio_shared import crypto
 from bio_shared.db import get_engine, migrate
 from bio_shared.services import discover_services
+from bio_testing.gateway import user as account
 
 pytestmark = pytest.mark.data
 DB1 = "fingerprints/fvc2002/DB1_B"

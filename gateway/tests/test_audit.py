@@ -15,8 +15,8 @@ from bio_gateway.audit.cli import run as audit_run
 from bio_gateway.audit.models import AuditEntry
 from bio_gateway.audit.store import AuditFilter, AuditLog, Record
 from bio_gateway.settings import GatewaySettings
-from bio_gateway.testing import make_admin, user
 from bio_shared.db import migrate, session_factory, utcnow
+from bio_testing.gateway import make_admin, user
 
 KEY = b"k" * 32
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bio_gateway.testing import user
+from bio_testing.gateway import user
 
 pytestmark = pytest.mark.data
 DB1 = "fingerprints/fvc2002/DB1_B"

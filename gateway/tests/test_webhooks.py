@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from bio_gateway.testing import user
 from bio_gateway.webhooks import signing
+from bio_testing.gateway import user
 
 
 class Receiver:

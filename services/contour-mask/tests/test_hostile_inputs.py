@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from bio_shared.testing import png_bomb, png_bytes, sample_jpeg
+from bio_testing.shared import png_bomb, png_bytes, sample_jpeg
 
 ENDPOINTS = ["/jobs/contours", "/extract"]
 NESTED = "[" * 100_000 + "]" * 100_000

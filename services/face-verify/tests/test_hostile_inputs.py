@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from bio_shared.testing import png_bomb
+from bio_testing.shared import png_bomb
 
 VERIFY = "/api/v1/verify/jobs/verify"
 
