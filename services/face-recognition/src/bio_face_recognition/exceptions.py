@@ -12,9 +12,10 @@ from bio_shared.errors import (
     NotFound,
     PayloadTooLarge,
     Unprocessable,
-    UnsupportedMedia,
 )
+from bio_shared.errors import InputMissing as SharedInputMissing
 from bio_shared.errors import InvalidName as InvalidName
+from bio_shared.images import IMAGE_ERRORS  # what the shared decoder raises
 from bio_shared.web.errors import error_responses as shared_error_responses
 
 
@@ -109,43 +110,15 @@ class ArchiveTooLarge(PayloadTooLarge):
     code, message = "archive_too_large", "the archive's files are too large in total once uncompressed"
 
 
-class InputMissing(BioError):
-    status_code = 410
-    code, message = "input_missing", "the uploaded archive is no longer available; submit it again"
+class InputMissing(SharedInputMissing):
+    message = "the uploaded archive is no longer available; submit it again"
 
 
-# -- what the image decoder (bio_shared.images) refuses, named so routes can declare it --------------------
-class TooManyPixels(PayloadTooLarge):
-    code, message = "too_many_pixels", "the image has more pixels than this service accepts"
-
-
-class NotAnImage(UnsupportedMedia):
-    code, message = "not_an_image", "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
-
-
-class UnsupportedFormat(UnsupportedMedia):
-    code, message = "unsupported_format", "this image format is not accepted"
-
-
-class CorruptImage(Unprocessable):
-    code, message = "corrupt_image", "the image data is truncated or corrupt"
-
-
-class EmptyFile(Unprocessable):
-    code, message = "empty_file", "the uploaded file is empty"
-
-
-class ImageTooSmall(Unprocessable):
-    code, message = "image_too_small", "the image is too small"
-
-
-# Registered by code (bio_shared.errors): a job's stored error comes back to run_sync with its status.
-DECODE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, CorruptImage, EmptyFile, ImageTooSmall)
 
 
 def error_responses(*errors: type[BioError], decode: bool = False) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route (shared builder); ``decode``: the route decodes an uploaded image."""
-    return shared_error_responses(*errors, *(DECODE_ERRORS if decode else ()))
+    return shared_error_responses(*errors, *(IMAGE_ERRORS if decode else ()))
 
 
 class AllFilesFailed(Unprocessable):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from bio_shared.errors import BadRequest, BioError, Unprocessable
+from bio_shared.errors import InputMissing as SharedInputMissing
 
 
 class NoFace(Unprocessable):
@@ -24,8 +25,8 @@ class NonFrontal(Unprocessable):
     code, message = "non_frontal", "the face is not frontal"
 
 
-class InputMissing(BioError):
-    status_code, code, message = 410, "input_missing", "the uploaded images are no longer available"
+class InputMissing(SharedInputMissing):
+    message = "the uploaded images are no longer available"
 
 
 class WaitTooLong(BadRequest):

@@ -3,7 +3,8 @@ code; routes declare the ones they can return (``responses=error_responses(...)`
 
 from __future__ import annotations
 
-from bio_shared.errors import BadRequest, BioError, NotFound, PayloadTooLarge, Unprocessable, UnsupportedMedia
+from bio_shared.errors import BadRequest, BioError, NotFound, Unprocessable
+from bio_shared.images import IMAGE_ERRORS as IMAGE_ERRORS  # what the shared decoder raises, declared by routes
 
 
 # -- 400: the request itself is wrong --------------------------------------------------------------
@@ -107,33 +108,6 @@ class AllFilesFailed(Unprocessable):
     message = "no file of the job could be processed"
 
 
-# -- what the shared image decoder raises (its codes, typed so routes can declare them and a job's stored
-# error comes back with its status) ---------------------------------------------------------------
-class EmptyFile(Unprocessable):
-    code, message = "empty_file", "the uploaded file is empty"
-
-
-class CorruptImage(Unprocessable):
-    code, message = "corrupt_image", "the image data is truncated or corrupt"
-
-
-class ImageTooSmall(Unprocessable):
-    code, message = "image_too_small", "the image is too small"
-
-
-class TooManyPixels(PayloadTooLarge):
-    code, message = "too_many_pixels", "the image has more pixels than a print may have"
-
-
-class NotAnImage(UnsupportedMedia):
-    code, message = "not_an_image", "the file is not a supported image (JPEG, PNG, TIFF, WebP, BMP, GIF)"
-
-
-class UnsupportedFormat(UnsupportedMedia):
-    code, message = "unsupported_format", "the image format is not accepted"
-
-
-IMAGE_ERRORS = (PayloadTooLarge, TooManyPixels, NotAnImage, UnsupportedFormat, EmptyFile, CorruptImage, ImageTooSmall)
 
 
 def with_file(exc: BioError, name: str | None, index: int) -> BioError:

@@ -5,37 +5,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request, UploadFile
+from fastapi import Depends, UploadFile
 
 from bio_face_recognition.exceptions import TooManyImages
 from bio_face_recognition.runtime import PREFIX, face_state
 from bio_face_recognition.service.common import Upload
 from bio_shared.errors import BioError
-from bio_shared.identity import Identity
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import read_upload
+from bio_shared.web.deps import IdentityDep as IdentityDep
+from bio_shared.web.deps import get_identity, get_runtime
 from bio_shared.web.pagination import PageDep as PageDep
 
 EVENTS = f"{PREFIX}/events"
 
 
-def _runtime(request: Request) -> ServiceRuntime:
-    rt: ServiceRuntime = request.app.state.runtime
-    return rt
-
-
-def _identity(request: Request) -> Identity:
-    return _runtime(request).require_identity(request)
-
-
-def _owner(identity: Annotated[Identity, Depends(_identity)]) -> str:
+def _owner(identity: IdentityDep) -> str:
     return identity.account_id
 
 
-RuntimeDep = Annotated[ServiceRuntime, Depends(_runtime)]
-IdentityDep = Annotated[Identity, Depends(_identity)]
+RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
 OwnerDep = Annotated[str, Depends(_owner)]
-require_identity = Depends(_identity)
+require_identity = Depends(get_identity)
 
 
 

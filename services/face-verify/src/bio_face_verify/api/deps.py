@@ -3,37 +3,22 @@ session and the two uploaded photos."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, File, Request, UploadFile
+from fastapi import Depends, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
 from bio_face_verify.runtime import FaceVerifyRuntime
 from bio_face_verify.service.verification import IMAGES, Upload, name_file
 from bio_shared.errors import BioError
-from bio_shared.identity import Identity
 from bio_shared.uploads import read_upload
+from bio_shared.web.deps import IdentityDep as IdentityDep
+from bio_shared.web.deps import SessionDep as SessionDep
+from bio_shared.web.deps import get_identity, get_runtime
 
-
-def get_runtime(request: Request) -> FaceVerifyRuntime:
-    rt: FaceVerifyRuntime = request.app.state.runtime
-    return rt
-
-
-def require_identity(request: Request) -> Identity:
-    return get_runtime(request).require_identity(request)
-
-
-def get_session(request: Request) -> Iterator[Session]:
-    with get_runtime(request).sessions() as session:
-        yield session
-
+require_identity = get_identity
 
 RuntimeDep = Annotated[FaceVerifyRuntime, Depends(get_runtime)]
-IdentityDep = Annotated[Identity, Depends(require_identity)]
-SessionDep = Annotated[Session, Depends(get_session)]
 
 
 class FaceVerifyPhotoPair(BaseModel):

@@ -41,16 +41,12 @@ and leave no job."""
 router = APIRouter(prefix=f"{PREFIX}/jobs", tags=["face_verify: verification"], responses=ERROR_RESPONSES,
                    dependencies=[Depends(require_identity)])
 
-# image errors raised inside a job are not typed classes of their own: their status by code
-IMAGE_ERROR_STATUS = {"corrupt_image": 422, "not_an_image": 415, "too_many_pixels": 413, "image_too_small": 422}
-
-
 def _failure(rt: FaceVerifyRuntime, job: Any) -> JSONResponse:
     err = job.error or {}
     exc = error_from_dict(err)
     status = exc.status_code
     if isinstance(exc, InternalError) and exc.code != InternalError.code:
-        status = IMAGE_ERROR_STATUS.get(exc.code, 422)
+        status = 422  # a code no class declares: the input's fault (decoder codes come back typed)
     details = exc.details if isinstance(exc.details, dict) else {}
     body = error_body(exc.code, exc.message, {**details, "job_id": job.id, "status_url": rt.jobs.status_url(job.id)})
     return JSONResponse(body, status_code=status)

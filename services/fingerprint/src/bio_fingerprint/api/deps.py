@@ -2,44 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request, UploadFile
-from sqlalchemy.orm import Session
+from fastapi import Depends, UploadFile
 
 from bio_fingerprint.exceptions import with_file
 from bio_fingerprint.runtime import FingerprintState, state_of
 from bio_shared.errors import BioError
-from bio_shared.identity import Identity
 from bio_shared.runtime import ServiceRuntime
 from bio_shared.uploads import read_upload
+from bio_shared.web.deps import IdentityDep, SessionDep, get_identity, get_runtime
 from bio_shared.web.errors import error_responses
 from bio_shared.web.pagination import PageDep
 
-
-def get_runtime(request: Request) -> ServiceRuntime:
-    return request.app.state.runtime
-
-
 RuntimeDep = Annotated[ServiceRuntime, Depends(get_runtime)]
-
-
-def require_identity(request: Request) -> Identity:
-    """The gateway identity; every router of this service requires it (``dependencies=AUTH``)."""
-    return get_runtime(request).require_identity(request)
-
-
-IdentityDep = Annotated[Identity, Depends(require_identity)]
-AUTH = [Depends(require_identity)]
-
-
-def get_session(rt: RuntimeDep) -> Iterator[Session]:
-    with rt.sessions() as s:
-        yield s
-
-
-SessionDep = Annotated[Session, Depends(get_session)]
+require_identity = get_identity  # the gateway identity; every router of this service requires it (AUTH)
+AUTH = [Depends(get_identity)]
 
 
 def get_state(rt: RuntimeDep) -> FingerprintState:

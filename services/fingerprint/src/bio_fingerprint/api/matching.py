@@ -17,11 +17,11 @@ from bio_fingerprint.service.matching import probe_from_template
 from bio_fingerprint.service.processing import check_header
 from bio_fingerprint.service.sync import run_now
 from bio_fingerprint.service.validation import check_finger, check_rate
-from bio_shared.errors import TimeBudgetExceeded
+from bio_shared.errors import BioError, TimeBudgetExceeded
 from bio_shared.runtime import ServiceRuntime
 
 router = APIRouter(prefix=PREFIX, tags=["fingerprint: matching"], dependencies=AUTH)
-PROBE_ERRORS = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.TooFewMinutiae,
+PROBE_ERRORS: tuple[type[BioError], ...] = (exc.NoProbe, exc.UnusablePrint, exc.InvalidTemplate, exc.InvalidTemplateFormat, exc.TooFewMinutiae,
                 exc.InvalidRate, exc.InvalidEnhancement, TimeBudgetExceeded, *exc.IMAGE_ERRORS)
 ProbeFile = Annotated[UploadFile | None, File(description="a print image")]
 ProbeTemplate = Annotated[UploadFile | None, File(description="an ISO/IEC 19794-2 or JSON template")]
