@@ -1,12 +1,18 @@
 """Benchmark of subject-level decisions: requested vs measured subject FMR (verify against a subject with
 N enrolled impressions) and FPIR (identify over galleries of several sizes), on the real prints.
 
-Thresholds come from ``engine.decision`` (single-comparison score -> FMR table, best-of-N correction).
-Every set is evaluated twice: with a table fitted leave-one-database-out on the impostor scores of the
-two other sets (the honest figure), and with the table the engine ships (fitted on all three sets,
-including the evaluated one: flagged ``table_fitted_on_this_set``). Trials of one set share prints, so
-they are not independent; the 95 % intervals are Clopper-Pearson on the trial counts and a bootstrap
-over fingers (which accounts for the sharing).
+Thresholds come from ``engine.decision``: a score -> FMR table and the best-of-N (Sidak) correction. The
+table is the conservative tail model of engine.decision (GPD tail per set, upper bound over a bootstrap of
+the fingers at a confidence ``level``, largest over the sets). Every set is held out in turn: its table is
+fitted on the two other sets only, and the level is chosen on those two as well (inner folds: fit on one,
+check the other; the lowest level at which no inner decision exceeds its requested rate beyond its
+Clopper-Pearson interval), so nothing about the held-out set chooses anything (``tuned_on`` names the sets
+that did). For comparison each set is also scored with the previous method (an empirical table pooled
+over the two other sets) and with the table the package ships (fitted on all three sets, including the
+evaluated one: flagged ``table_fitted_on_this_set``). Trials of one set share prints, so they are not
+independent; the 95 % intervals are Clopper-Pearson on the trial counts and a bootstrap over fingers
+(which accounts for the sharing). FNMR is the genuine cost of a verify threshold (best of the N enrolled
+impressions against another impression of the same finger).
 
 ``bio-fingerprint bench-decisions [--json OUT] [--cache DIR]``
 """
@@ -15,20 +21,31 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bio_fingerprint.decision_data import SETS, PrintSet, load_set
-from bio_fingerprint.engine.decision import ScoreFmr, decide, shipped
+from bio_fingerprint.engine.decision import (
+    ImpostorScores,
+    ScoreFmr,
+    bootstrap_thresholds,
+    conservative_points,
+    decide,
+    shipped,
+)
 from bio_fingerprint.engine.evaluation import score_fmr_points
 
 FMRS = (0.01, 0.001)
 FPIRS = (0.1, 0.01)
 ENROLLED = (1, 3, 5)
-GRID = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001)  # the calibrate grid
+GALLERIES = (2, 4, 8, 12)  # subjects per gallery (3 impressions each), those smaller than the set
+GRID = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001)  # the previous (empirical) table's grid
 TABLE_GRID = GRID
+LEVELS = (0.5, 0.75, 0.9, 0.95, 0.99)  # confidence levels the tail model's upper bound may take
+ROUNDS = 400  # bootstrap samples of the fingers per set
 
 
 def clopper_pearson(k: int, n: int, conf: float = 0.95) -> tuple[float, float]:
@@ -59,12 +76,16 @@ def _impostors(s: PrintSet, scores: np.ndarray) -> np.ndarray:
     return scores[mask]
 
 
-def _rate(hits: np.ndarray, groups: np.ndarray, requested: float, rng: np.random.Generator) -> dict[str, Any]:
+def _rate(hits: np.ndarray, groups: np.ndarray, requested: float, rng: np.random.Generator | None
+          ) -> dict[str, Any]:
+    """``within_ci``: the requested rate lies inside the measured one's interval; ``at_most_requested``:
+    the measured rate is not above the requested one beyond its interval (the rate holds)."""
     k, n = int(hits.sum()), int(len(hits))
+    lo, hi = clopper_pearson(k, n)
     return {"requested": requested, "measured": k / max(n, 1), "false": k, "trials": n,
-            "ci95_clopper_pearson": clopper_pearson(k, n), "ci95_finger_bootstrap": _boot(hits, groups, rng),
-            "within_ci": bool(clopper_pearson(k, n)[0] <= requested <= clopper_pearson(k, n)[1]),
-            "at_most_requested": bool(clopper_pearson(k, n)[0] <= requested)}
+            "ci95_clopper_pearson": (lo, hi),
+            "ci95_finger_bootstrap": _boot(hits, groups, rng) if rng is not None else None,
+            "within_ci": bool(lo <= requested <= hi), "at_most_requested": bool(lo <= requested)}
 
 
 def _enrollments(s: PrintSet, n: int, per_finger: int, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
@@ -121,30 +142,76 @@ def dependence(s: PrintSet, scores: np.ndarray, rng: np.random.Generator) -> lis
     return rows
 
 
-def evaluate_set(s: PrintSet, scores: np.ndarray, tables: dict[str, tuple[ScoreFmr, bool]],
-                 rng: np.random.Generator) -> dict[str, Any]:
-    out: dict[str, Any] = {"prints": len(s.templates), "fingers": len(s.by_finger()), "verify": [], "identify": []}
-    trials = {n: verify_trials(s, scores, n, rng) for n in ENROLLED}
-    for label, (table, fitted_here) in tables.items():
-        for n, (best, groups) in trials.items():
-            for fmr in FMRS:
-                d = decide(table, fmr, n)
-                out["verify"].append({"table": label, "table_fitted_on_this_set": fitted_here, "enrolled": n,
-                                      "threshold": d.threshold, "extrapolated": d.extrapolated,
-                                      **_rate(best >= d.threshold, groups, fmr, rng)})
+@dataclass
+class Trials:
+    """Trials of one set, drawn once and scored under every table: verify (per N: best impostor score,
+    probe finger, best genuine score) and identify (per gallery size: best score of a non-mated search,
+    probe finger)."""
+
+    verify: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    identify: dict[int, tuple[np.ndarray, np.ndarray]]
+
+
+def genuine_trials(s: PrintSet, scores: np.ndarray, n: int, rng: np.random.Generator, per_finger: int = 8
+                   ) -> np.ndarray:
+    """Best-of-n scores of every other impression of the enrolled finger (the FNMR side of a threshold)."""
+    best = []
+    for f, enrolled in _enrollments(s, n, per_finger, rng):
+        probes = np.array([i for i in s.by_finger()[f] if i not in set(enrolled.tolist())])
+        best.append(scores[np.ix_(probes, enrolled)].max(axis=1))
+    return np.concatenate(best)
+
+
+def draw_trials(s: PrintSet, scores: np.ndarray, rng: np.random.Generator) -> Trials:
     fingers = len(s.by_finger())
-    sizes = sorted({k for k in (2, 4, 8, 12) if k < fingers})
-    for size in sizes:
-        best, groups = identify_trials(s, scores, size, 3, 150, rng)
-        for label, (table, fitted_here) in tables.items():
-            for fpir in FPIRS:
-                d = decide(table, fpir, size * 3)
-                out["identify"].append({"table": label, "table_fitted_on_this_set": fitted_here,
-                                        "gallery_subjects": size, "gallery_templates": size * 3,
-                                        "threshold": d.threshold, "extrapolated": d.extrapolated,
-                                        **_rate(best >= d.threshold, groups, fpir, rng)})
-    out["dependence"] = dependence(s, scores, rng)
-    return out
+    verify = {n: (*verify_trials(s, scores, n, rng), genuine_trials(s, scores, n, rng)) for n in ENROLLED}
+    identify = {k: identify_trials(s, scores, k, 3, 150, rng) for k in GALLERIES if k < fingers}
+    return Trials(verify, identify)
+
+
+def score_trials(trials: Trials, fmr_table: ScoreFmr, rng: np.random.Generator | None,
+                 **label: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Requested vs measured for every decision of the bench under ``fmr_table`` (rng None: no finger
+    bootstrap interval, for the inner folds of the level choice)."""
+    verify, identify = [], []
+    for n, (best, groups, genuine) in trials.verify.items():
+        for fmr in FMRS:
+            d = decide(fmr_table, fmr, n)
+            verify.append({**label, "enrolled": n, "threshold": d.threshold, "extrapolated": d.extrapolated,
+                           **_rate(best >= d.threshold, groups, fmr, rng),
+                           "fnmr": float((genuine < d.threshold).mean()), "genuine_trials": int(len(genuine))})
+    for k, (best, groups) in trials.identify.items():
+        for fpir in FPIRS:
+            d = decide(fmr_table, fpir, k * 3)
+            identify.append({**label, "gallery_subjects": k, "gallery_templates": k * 3, "threshold": d.threshold,
+                             "extrapolated": d.extrapolated, **_rate(best >= d.threshold, groups, fpir, rng)})
+    return verify, identify
+
+
+def holds(rows: list[dict[str, Any]]) -> bool:
+    """No decision's measured rate is above its requested one beyond the Clopper-Pearson interval."""
+    return all(r["ci95_clopper_pearson"][0] <= r["requested"] for r in rows)
+
+
+def tail_table(curves: dict[str, np.ndarray], sizes: dict[str, int], names: list[str], level: float) -> ScoreFmr:
+    return ScoreFmr(conservative_points({n: curves[n] for n in names}, sizes, level))
+
+
+def choose_level(names: list[str], curves: dict[str, np.ndarray], sizes: dict[str, int],
+                 trials: dict[str, Trials]) -> dict[str, Any]:  # level (float), held, tuned_on, tried
+    """Lowest level whose table, fitted on all of ``names`` but one, holds every decision on the one left
+    out, for each of ``names`` in turn; the highest level if none does (``held`` false)."""
+    tried = []
+    for level in LEVELS:
+        failed = []
+        for out in names:
+            v, i = score_trials(trials[out], tail_table(curves, sizes, [n for n in names if n != out], level), None)
+            if not holds(v + i):
+                failed.append(out)
+        tried.append({"level": level, "failed_on": failed})
+        if not failed:
+            return {"level": level, "held": True, "tuned_on": names, "tried": tried}
+    return {"level": LEVELS[-1], "held": False, "tuned_on": names, "tried": tried}
 
 
 def pooled_identify(sets: dict[str, PrintSet], rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -168,35 +235,109 @@ def run(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
     sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
     scores = {n: s.score_matrix() for n, s in sets.items()}
     rng = np.random.default_rng(seed)
-    report: dict[str, Any] = {"sets": {}, "method": __doc__.split("\n\n")[1].replace("\n", " ")}
+    imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
+    sizes = {n: len(v) for n, v in imps.items()}
+    curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
+              for k, (n, v) in enumerate(imps.items())}
+    trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
+    report: dict[str, Any] = {"sets": {}, "method": __doc__.split("\n\n")[1].replace("\n", " "),
+                              "levels": list(LEVELS), "bootstrap_rounds": ROUNDS}
     for name, s in sets.items():
         others = [n for n in sets if n != name]
-        imp = np.concatenate([_impostors(sets[o], scores[o]) for o in others])
-        lodo = ScoreFmr(score_fmr_points(imp, TABLE_GRID))
-        tables = {f"fitted on {'+'.join(others)}": (lodo, False), "shipped (all sets)": (shipped(), True)}
-        report["sets"][name] = evaluate_set(s, scores[name], tables, rng)
+        out: dict[str, Any] = {"prints": len(s.templates), "fingers": len(s.by_finger()), "verify": [],
+                               "identify": []}
+        if others:
+            choice: dict[str, Any] = choose_level(others, curves, sizes, trials) if len(others) > 1 else \
+                {"level": LEVELS[-1], "held": False, "tuned_on": [], "tried": []}
+            out["level"] = choice
+            fitted = "+".join(others)
+            tables = [(tail_table(curves, sizes, others, choice["level"]),
+                       {"table": f"tail bound {choice['level']:g}, fitted on {fitted}", "method": "tail",
+                        "table_fitted_on": others, "level_tuned_on": choice["tuned_on"],
+                        "table_fitted_on_this_set": False}),
+                      (ScoreFmr(score_fmr_points(np.concatenate([imps[o].sample() for o in others]), TABLE_GRID)),
+                       {"table": f"empirical, fitted on {fitted} (previous method)", "method": "empirical",
+                        "table_fitted_on": others, "level_tuned_on": [], "table_fitted_on_this_set": False})]
+        else:
+            tables = []
+        tables.append((shipped(), {"table": "shipped (all sets)", "method": "shipped",
+                                   "table_fitted_on": list(SETS), "level_tuned_on": list(SETS),
+                                   "table_fitted_on_this_set": True}))
+        for table, label in tables:
+            v, i = score_trials(trials[name], table, rng, **label)
+            out["verify"] += v
+            out["identify"] += i
+        out["dependence"] = dependence(s, scores[name], rng)
+        report["sets"][name] = out
     if len(sets) > 1:
         report["pooled_identify"] = pooled_identify(sets, rng)
+        report["shipped_level"] = choose_level(list(sets), curves, sizes, trials)
+    report["large_galleries"] = [{"templates": t, "fpir": f, "per_comparison_fmr": d.per_comparison_fmr,
+                                  "threshold": d.threshold, "extrapolated": d.extrapolated}
+                                 for t in (100, 1000, 10_000, 100_000) for f in (0.01,)
+                                 for d in (decide(shipped(), f, t),)]
     return report
 
 
+def shipped_table_points(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
+    """The table ``bio-fingerprint calibrate`` ships: the tail model fitted on every set, at the level
+    chosen leaving one set out (each set checked with the table of the others)."""
+    base = data_dir / "fingerprints"
+    sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
+    scores = {n: s.score_matrix() for n, s in sets.items()}
+    imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
+    sizes = {n: len(v) for n, v in imps.items()}
+    curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
+              for k, (n, v) in enumerate(imps.items())}
+    rng = np.random.default_rng(seed)
+    trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
+    choice: dict[str, Any] = choose_level(list(sets), curves, sizes, trials) if len(sets) > 1 else \
+        {"level": LEVELS[-1], "held": False, "tuned_on": [], "tried": []}
+    return {"points": conservative_points(curves, sizes, choice["level"]), "level": choice,
+            "impostor_comparisons": sizes, "fingers": {n: v.fingers for n, v in imps.items()}}
+
+
 def markdown(report: dict[str, Any]) -> str:
+    held = "holds: not above the requested rate beyond the Clopper-Pearson interval"
     lines = ["# Subject-level decisions: requested vs measured", "", report["method"], "",
-             "## Verify against a subject (best of N enrolled impressions)", "",
-             "| set | table | N | requested FMR | measured | 95% CI (Clopper-Pearson) | 95% CI (finger bootstrap) | "
-             "false / trials |", "|---|---|---:|---:|---:|---|---|---:|"]
+             "## Level of the tail bound, chosen per held-out set on the other sets only", "",
+             "| held-out set | level | chosen on | held in the inner folds | levels tried (inner folds failed) |",
+             "|---|---:|---|---|---|"]
+    for name, r in report["sets"].items():
+        if "level" in r:
+            c = r["level"]
+            tried = "; ".join(f"{t['level']:g}: {'+'.join(t['failed_on']) or '-'}" for t in c["tried"])
+            lines.append(f"| {name} | {c['level']:g} | {'+'.join(c['tuned_on'])} | {c['held']} | {tried} |")
+    if report.get("shipped_level"):
+        c = report["shipped_level"]
+        lines.append(f"| (shipped table: every set in turn) | {c['level']:g} | {'+'.join(c['tuned_on'])} | "
+                     f"{c['held']} | " + "; ".join(f"{t['level']:g}: {'+'.join(t['failed_on']) or '-'}"
+                                                   for t in c["tried"]) + " |")
+    lines += ["", "## Verify against a subject (best of N enrolled impressions)", "", f"({held}; FNMR: genuine "
+              "best-of-N scores under the threshold)", "",
+              "| set | table | N | requested FMR | measured | 95% CI (Clopper-Pearson) | 95% CI (finger bootstrap) | "
+              "false / trials | holds | threshold | FNMR |", "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|"]
     for name, r in report["sets"].items():
         for v in r["verify"]:
-            lines.append(_row(name, v, str(v["enrolled"])))
+            lines.append(_row(name, v, str(v["enrolled"])) + f" {v['threshold']:.2f} | {v['fnmr']:.4f} |")
     lines += ["", "## Identify (FPIR over galleries; 3 templates per subject)", "",
               "| set | table | subjects / templates | requested FPIR | measured | 95% CI (Clopper-Pearson) | "
-              "95% CI (finger bootstrap) | false / searches |", "|---|---|---:|---:|---:|---|---|---:|"]
+              "95% CI (finger bootstrap) | false / searches | holds | threshold |",
+              "|---|---|---:|---:|---:|---|---|---:|---|---:|"]
     for name, r in report["sets"].items():
         for v in r["identify"]:
-            lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}"))
+            lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}") +
+                         f" {v['threshold']:.2f} |")
     if report.get("pooled_identify"):
         lines += ["", "Pooled galleries (all three sets, probes of fingers left out; cross-sensor impostors included):", ""]
-        lines += [_row("pooled", v, f"{v['gallery_subjects']} / {v['gallery_templates']}") for v in report["pooled_identify"]]
+        lines += [_row("pooled", v, f"{v['gallery_subjects']} / {v['gallery_templates']}") + f" {v['threshold']:.2f} |"
+                  for v in report["pooled_identify"]]
+    if report.get("large_galleries"):
+        lines += ["", "## Shipped thresholds for larger galleries (per-comparison rates below the table: extrapolated)",
+                  "", "| templates searched | FPIR | per-comparison rate | threshold | extrapolated |",
+                  "|---:|---:|---:|---:|---|"]
+        lines += [f"| {g['templates']} | {g['fpir']:g} | {g['per_comparison_fmr']:.2e} | {g['threshold']:.2f} | "
+                  f"{g['extrapolated']} |" for g in report["large_galleries"]]
     lines += ["", "## Dependence of best-of-N impostor scores (in-sample)", "",
               "| set | N | single-comparison FMR | independence predicts | measured |", "|---|---:|---:|---:|---:|"]
     for name, r in report["sets"].items():
@@ -211,7 +352,8 @@ def _row(name: str, v: dict[str, Any], size: str) -> str:
     blo, bhi = v["ci95_finger_bootstrap"]
     flag = " (fitted on this set)" if v["table_fitted_on_this_set"] else ""
     return (f"| {name} | {v['table']}{flag} | {size} | {v['requested']:g} | {v['measured']:.4f} | "
-            f"{lo:.4f}-{hi:.4f} | {blo:.4f}-{bhi:.4f} | {v['false']} / {v['trials']} |")
+            f"{lo:.4f}-{hi:.4f} | {blo:.4f}-{bhi:.4f} | {v['false']} / {v['trials']} | "
+            f"{'yes' if v['at_most_requested'] else '**no**'} |")
 
 
 def main(args: argparse.Namespace, settings: Any) -> None:

@@ -1,4 +1,5 @@
-"""``bio-fingerprint calibrate``: the score-to-FMR table the service reads, measured on impostor pairs."""
+"""``bio-fingerprint calibrate``: the score-to-FMR table the service reads, a conservative tail model of
+the impostor scores of the decision benchmark's sets (engine/decision.py, bench_decisions.py)."""
 
 from __future__ import annotations
 
@@ -7,44 +8,39 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def calibrate(args: Any, data_dir: Path) -> None:
-    """Impostor scores of every cross-finger pair in the folders -> thresholds per FMR, into the package."""
-    from bio_fingerprint.bench import cached_extract
-    from bio_fingerprint.engine import matcher
-    from bio_fingerprint.engine.evaluation import fvc_pairs, read_truth, score_fmr_points
+    """Impostor scores of every cross-finger pair within each set (DB1_B, DB2_B, pyfnprint; the probe path
+    of /verify) -> per set a GPD tail and its bootstrap over fingers -> the table at the confidence level
+    chosen leaving one set out, written into the package. Only the LEADER extractor's table is fitted this
+    way (the sets are extracted with it); ``--extractor classic`` is refused."""
+    from bio_fingerprint.bench_decisions import shipped_table_points
     from bio_fingerprint.engine.template import ALGORITHM_VERSION
 
-    base = data_dir / "fingerprints"
-    folders = [Path(d) for d in args.directories] or [base / "fvc2002", base / "pyfnprint"]
-    impostor, genuine, sources = [], [], []
-    for folder in folders:
-        rows = read_truth(folder)
-        cache = Path(args.cache) / f"{folder.name}_{args.extractor}_rows.npz" if args.cache else None
-        ex = cached_extract(rows, args.enhancement, args.extractor, cache)
-        packed = matcher.pack(ex["templates"])
-        pairs = fvc_pairs([f for _, f in ex["rows"]])
-        impostor += matcher.score_pairs(packed, pairs["impostor_all"]).tolist()
-        genuine += matcher.score_pairs(packed, pairs["genuine"]).tolist()
-        sources.append(f"{folder.name}: {len(ex['rows'])} prints, {len(pairs['impostor_all'])} impostor pairs")
-        print(sources[-1])
-    imp = np.array(impostor)
-    table = {
-        "algorithm": f"bio-fp-{args.extractor}", "algorithm_version": ALGORITHM_VERSION, "extractor": args.extractor,
+    if args.extractor != "leader" or args.directories:
+        raise SystemExit("calibrate fits the LEADER table on the decision benchmark's sets (no folders, no "
+                         "other extractor)")
+    fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None)
+    level = fit["level"]
+    table: dict[str, Any] = {
+        "algorithm": "bio-fp-leader", "algorithm_version": ALGORITHM_VERSION, "extractor": "leader",
         "matcher": "minutiae pairing weighted by neighbour + Minutia Cylinder-Code similarity (engine/matcher.py)",
-        "method": "every cross-finger pair of the folders below is an impostor comparison; for each FMR the "
-                  "threshold is just above the score that fewer than FMR x N impostor scores reach. Rates below "
-                  "1/N are extrapolated (measured: false).",
-        "impostor_comparisons": len(imp), "genuine_comparisons": len(genuine), "sources": sources,
-        "impostor_score_percentiles": {p: round(float(np.percentile(imp, float(p))), 3)
-                                       for p in ("50", "90", "99", "99.9", "100")},
-        "genuine_score_median": round(float(np.median(genuine)), 3) if genuine else None,
-        "points": score_fmr_points(imp),
+        "method": "per set, every cross-finger pair is an impostor comparison; the top 10 % of a set's impostor "
+                  "scores is a generalised Pareto tail (Zhang-Stephens fit), refitted on 400 bootstrap samples "
+                  "of the set's fingers; a point's threshold is the bootstrap quantile at `level` of the set "
+                  "with the highest one (`set_by`). `level` is the lowest at which, leaving each set out, the "
+                  "table of the others held every decision of bench-decisions on it. measured: false where "
+                  "that set has fewer than one impostor comparison per rate (model only).",
+        "level": level["level"], "level_held": level["held"], "level_tuned_on": level["tuned_on"],
+        "level_tried": level["tried"],
+        "impostor_comparisons": int(sum(fit["impostor_comparisons"].values())),
+        "impostor_comparisons_per_set": fit["impostor_comparisons"], "fingers_per_set": fit["fingers"],
+        "sources": [f"{n}: {fit['fingers'][n]} fingers, {k} impostor pairs"
+                    for n, k in fit["impostor_comparisons"].items()],
+        "points": fit["points"],
     }
     path = Path(args.out) if args.out else Path(str(resources.files("bio_fingerprint") / "weights" /
-                                                    f"score_fmr_{args.extractor}.json"))
-    path.write_text(json.dumps(table, indent=2))
+                                                    "score_fmr_leader.json"))
+    path.write_text(json.dumps(table, indent=2) + "\n")
     print(json.dumps(table["points"]))
-    print(f"wrote {path}")
+    print(f"wrote {path} (level {level['level']:g}, tuned on {'+'.join(level['tuned_on'])})")

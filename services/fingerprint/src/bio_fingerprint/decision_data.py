@@ -65,7 +65,11 @@ def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
     fingers = [f for _, f in rows]
     cache = None
     if cache_dir is not None:
-        key = hashlib.sha256("|".join(str(p) for p, _ in rows).encode()).hexdigest()[:12]
+        from bio_fingerprint.engine.template import ALGORITHM_VERSION
+
+        # the extractor's version is part of the key: a changed extractor never reads old templates
+        ident = "|".join([ALGORITHM_VERSION, "leader", *(str(p) for p, _ in rows)])
+        key = hashlib.sha256(ident.encode()).hexdigest()[:12]
         cache = cache_dir / f"templates_{name}_{key}.npz"
         if cache.is_file():
             stored = np.load(cache)

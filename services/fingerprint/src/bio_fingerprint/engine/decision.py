@@ -13,8 +13,18 @@ So a decision over N comparisons at requested rate r uses the single-comparison 
 the same probe, and then max-of-N exceeds t less often than under independence: the threshold is
 conservative (the rate achieved is at most the requested one). ``bench_decisions`` measures both.
 
-Rates below the lowest point of the table are extrapolated log-linearly along its last segment (the
-impostor score tail is close to exponential there) and reported as ``extrapolated``.
+Rates below the lowest point of the table are extrapolated log-linearly along its last segment and
+reported as ``extrapolated``.
+
+The table itself is a conservative tail model (``conservative_points``): impostor score tails differ
+between sensors and finger populations (FVC2002 DB2_B's is much heavier than DB1_B's or pyfnprint's,
+because a few look-alike finger pairs dominate the top of a set's impostor scores), so an empirical table
+pooled over some sets underestimates the tail of another. Per population (one sensor's set), the tail
+above its 90th percentile is a generalised Pareto distribution (GPD, Zhang & Stephens 2009 estimator); the
+fingers are resampled with replacement (a bootstrap over fingers, the unit the look-alike pairs come in)
+and the table's threshold at each rate is the ``level`` quantile of the bootstrap thresholds (an upper
+confidence bound), the largest over the populations: the requested rate is meant to hold on every sensor
+like the ones measured, not on their average. ``bench_decisions`` chooses the level leaving one set out.
 """
 
 from __future__ import annotations
@@ -36,6 +46,10 @@ class ScoreFmr:
 
     def __init__(self, points: list[dict[str, Any]]) -> None:
         pts = sorted(((float(p["threshold"]), float(p["fmr"])) for p in points), key=lambda p: p[0])
+        # the lowest rate actually observed in the impostor scores the table was fitted on (points of a
+        # tail model below it are model, not measurement)
+        measured = [float(p["fmr"]) for p in points if p.get("measured", True)]
+        self.lowest_measured_fmr = min(measured) if measured else float(pts[-1][1])
         if len(pts) < 2:
             raise ValueError("a score-to-FMR table needs at least two points")
         self.scores = np.array([p[0] for p in pts])
@@ -127,3 +141,124 @@ def decide(table: ScoreFmr, rate: float, comparisons: int) -> Decision:
     single = per_comparison_rate(rate, n)
     return Decision(requested=rate, comparisons=n, per_comparison_fmr=single,
                     threshold=table.threshold_for(single), extrapolated=single < table.lowest_fmr * (1 - 1e-9))
+
+
+# --- conservative tail model of the impostor scores -------------------------------------------------------
+
+TAIL_SHARE = 0.1  # the GPD describes the top 10 % of a population's impostor scores
+TABLE_RATES = (0.1, 0.05, 0.03, 0.02, 0.01, 0.005, 0.003, 0.002, 0.001, 0.0005, 0.0003, 0.0002, 0.0001)
+
+
+@dataclass(frozen=True)
+class Tail:
+    """Impostor scores above ``threshold`` (reached by a share ``rate``) follow a generalised Pareto
+    distribution: P(s >= t) = rate * (1 + shape * (t - threshold) / scale) ** (-1 / shape)."""
+
+    threshold: float
+    rate: float
+    scale: float
+    shape: float
+
+    def score_at(self, fmr: float) -> float:
+        """Score reached by a share ``fmr`` (< rate) of impostor comparisons."""
+        r = math.log(self.rate / fmr)
+        if abs(self.shape) < 1e-9:
+            return self.threshold + self.scale * r
+        return self.threshold + self.scale * math.expm1(self.shape * r) / self.shape
+
+
+def fit_gpd(exceedances: np.ndarray) -> tuple[float, float]:
+    """(shape, scale) of a generalised Pareto distribution fitted to positive exceedances: the estimator of
+    Zhang & Stephens (2009, Technometrics 51:316), a profile-likelihood-weighted average over a grid of
+    theta = -shape / scale, which needs no optimiser and stays stable for a few dozen values."""
+    x = np.sort(np.asarray(exceedances, np.float64))
+    x = x[x > 0]
+    n = len(x)
+    if n < 10:
+        raise ValueError("a tail fit needs at least 10 exceedances")
+    m = 30 + int(math.sqrt(n))
+    b = 1.0 - np.sqrt(m / (np.arange(1, m + 1, dtype=np.float64) - 0.5))
+    b = b / (3.0 * x[int(n / 4 + 0.5) - 1]) + 1.0 / x[-1]
+    k = np.log1p(-b[:, None] * x[None, :]).mean(axis=1)
+    ll = n * (np.log(-b / k) - k - 1.0)
+    w = np.exp(ll - ll.max())  # weight of grid point j: 1 / sum_i exp(ll_i - ll_j), a softmax
+    w /= w.sum()
+    bp = float((b * w).sum())
+    shape = float(np.log1p(-bp * x).mean())
+    return shape, float(-shape / bp)
+
+
+def fit_tail(scores: np.ndarray, tail_share: float = TAIL_SHARE) -> Tail:
+    """GPD tail above the (1 - tail_share) quantile of impostor scores."""
+    s = np.asarray(scores, np.float64)
+    u = float(np.quantile(s, 1.0 - tail_share))
+    exc = s[s > u] - u
+    shape, scale = fit_gpd(exc)
+    return Tail(u, float(len(exc) / len(s)), scale, shape)
+
+
+@dataclass(frozen=True)
+class ImpostorScores:
+    """Impostor scores of one population of fingers (one sensor's set), kept by the pair of fingers compared:
+    the top of a set's impostor scores comes from a few look-alike finger pairs, so fingers are the unit
+    that a bootstrap resamples."""
+
+    name: str
+    fingers: int
+    blocks: dict[tuple[int, int], np.ndarray]
+
+    @classmethod
+    def from_matrix(cls, name: str, scores: np.ndarray, fingers: list[str]) -> ImpostorScores:
+        """``scores[i, j]`` of print i against print j; prints of different fingers are impostor pairs."""
+        ids = sorted(set(fingers))
+        of = np.array([ids.index(f) for f in fingers])
+        idx = [np.flatnonzero(of == a) for a in range(len(ids))]
+        blocks = {(a, b): np.asarray(scores[np.ix_(idx[a], idx[b])], np.float64).ravel()
+                  for a in range(len(ids)) for b in range(len(ids)) if a != b}
+        return cls(name, len(ids), {k: v[np.isfinite(v)] for k, v in blocks.items()})
+
+    def sample(self, rng: np.random.Generator | None = None) -> np.ndarray:
+        """Every impostor score, or (with ``rng``) those of a bootstrap sample of the fingers: a finger drawn
+        c times counts c times, so the scores of fingers a and b count c_a x c_b times."""
+        if rng is None:
+            return np.concatenate(list(self.blocks.values()))
+        count = np.bincount(rng.integers(0, self.fingers, self.fingers), minlength=self.fingers)
+        parts = [np.tile(v, count[a] * count[b]) for (a, b), v in self.blocks.items() if count[a] * count[b]]
+        return np.concatenate(parts)
+
+    def __len__(self) -> int:
+        return sum(len(v) for v in self.blocks.values())
+
+
+def tail_thresholds(scores: np.ndarray, rates: tuple[float, ...] = TABLE_RATES,
+                    tail_share: float = TAIL_SHARE) -> np.ndarray:
+    """Threshold per rate: the empirical quantile at rates >= tail_share, the fitted GPD tail below."""
+    tail = fit_tail(scores, tail_share)
+    return np.array([float(np.quantile(scores, 1.0 - r)) if r >= tail.rate else tail.score_at(r) for r in rates])
+
+
+def bootstrap_thresholds(imp: ImpostorScores, rounds: int, rng: np.random.Generator,
+                         rates: tuple[float, ...] = TABLE_RATES) -> np.ndarray:
+    """(rounds, rates) thresholds of the tail model fitted to bootstrap samples of the population's fingers."""
+    return np.array([tail_thresholds(imp.sample(rng), rates) for _ in range(rounds)])
+
+
+def conservative_points(curves: dict[str, np.ndarray], sizes: dict[str, int], level: float,
+                        rates: tuple[float, ...] = TABLE_RATES) -> list[dict[str, Any]]:
+    """Table points at ``level``: per population (its bootstrap thresholds in ``curves``, its number of
+    impostor comparisons in ``sizes``) the ``level`` quantile of its bootstrap thresholds, then the largest
+    over the populations. A point is ``measured`` when the population that sets it has at least one
+    impostor comparison at that rate (1 / comparisons <= rate)."""
+    if not curves:
+        raise ValueError("no impostor populations")
+    names = list(curves)
+    upper = np.array([np.quantile(curves[n], level, axis=0) for n in names])  # (populations, rates)
+    points: list[dict[str, Any]] = []
+    last = -math.inf
+    for k, rate in enumerate(rates):
+        j = int(np.argmax(upper[:, k]))
+        t = max(float(upper[j, k]), last + 1e-6)  # strictly increasing as the rate falls
+        last = t
+        points.append({"fmr": rate, "threshold": round(t, 6), "measured": bool(rate * sizes[names[j]] >= 1),
+                       "set_by": names[j]})
+    return points
