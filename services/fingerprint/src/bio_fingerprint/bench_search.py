@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bio_fingerprint.engine import synthetic
+from bio_fingerprint.engine.indexing import default_positions
 from bio_fingerprint.engine.shards import Probe, Shard, lsh_positions, search_shard, split
 
 PENETRATIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
@@ -134,7 +135,8 @@ def _rss() -> int:
 
 
 def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05, probes: int = 0,
-        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search")) -> dict:
+        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search"), positions_from: str = "default"
+        ) -> dict:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     real, fingers = real_templates(data_dir, work / "fp_real_templates.npz")
     t = time.perf_counter()
@@ -146,7 +148,9 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
         probe_t, mates = [probe_t[i] for i in keep], [mates[i] for i in keep]
     rss0 = _rss()
     t = time.perf_counter()
-    positions = lsh_positions(real)  # unsupervised: bit frequencies of the real templates' cylinders
+    # "default": the service's positions (every bit inside the cylinder radius eligible); "sample": chosen
+    # on the bit frequencies of the real templates' cylinders (unsupervised)
+    positions = default_positions() if positions_from == "default" else lsh_positions(real)
     parts = split(ids, templates, shards, positions)
     build_s = time.perf_counter() - t
     memory = _rss() - rss0
@@ -181,7 +185,8 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
               for name, sel in (("tuning_fvc2002_db1", tuning), ("held_out_db2_pyfnprint", ~tuning)) if sel.any()}
     impostors = {name: {f"p{q}": round(float(np.percentile(np.concatenate(v), q)), 2) for q in (50, 99, 99.9)}
                  for name, v in (("real", imp_real), ("synthetic", imp_syn))}
-    return {"size": size, "shards": shards, "penetration": penetration, **timing,
+    return {"size": size, "shards": shards, "penetration": penetration, "positions": positions_from,
+            "lsh": {"functions": int(positions.shape[0]), "bits": int(positions.shape[1])}, **timing,
             "hit_rate": round(float(np.mean(operating)), 4), "hit_rate_exhaustive": round(float(np.mean(exhaustive)), 4),
             "probes": len(prepared), "timed_probes": len(prepared[:timed]),
             "memory_bytes": sum(p.nbytes for p in parts), "rss_growth_build": memory, "build_s": round(build_s, 1),
@@ -196,7 +201,7 @@ def _cli(args, settings) -> None:
 
     data_dir = Path(os.environ.get("BIOMETRICS_DATA_DIR") or getattr(settings, "data_dir", None) or "../shared/data")
     report = run(args.size, data_dir, shards=args.shards, penetration=args.penetration, probes=args.probes,
-                 timed=args.timed, work=Path(args.work))
+                 timed=args.timed, work=Path(args.work), positions_from=args.positions)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -213,5 +218,7 @@ def add_parser(sub) -> None:
     p.add_argument("--probes", type=int, default=0, help="real probes for the accuracy figures (0: all)")
     p.add_argument("--timed", type=int, default=40, help="probes timed through the sharded search")
     p.add_argument("--work", default="/tmp/bio-bench-search", help="cache folder (extracted real templates)")
+    p.add_argument("--positions", choices=["default", "sample"], default="default",
+                   help="LSH bit positions: the service's default ones, or chosen on the real templates")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(handler=_cli)

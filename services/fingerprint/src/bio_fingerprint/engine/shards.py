@@ -53,11 +53,19 @@ class Shard:
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.packed) + self.prefilter.nbytes)
 
-    def candidates(self, probe_hashes: np.ndarray, penetration: float) -> np.ndarray:
-        count = max(MIN_CANDIDATES, math.ceil(penetration * len(self)))
-        if penetration >= 1 or count >= len(self):
-            return np.arange(len(self))
-        return self.prefilter.select(probe_hashes, count)
+    def candidates(self, probe_hashes: np.ndarray, penetration: float, allowed: np.ndarray | None = None
+                   ) -> np.ndarray:
+        """Indices to match in full: the prefilter's best ``penetration`` share of the allowed templates
+        (``allowed``: a boolean mask, e.g. one finger; None: all), at least MIN_CANDIDATES of them."""
+        pool = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        count = max(MIN_CANDIDATES, math.ceil(penetration * pool))
+        if penetration >= 1 or count >= pool:
+            return np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)
+        if allowed is None:
+            return self.prefilter.select(probe_hashes, count)
+        s = np.where(allowed, self.prefilter.scores(probe_hashes), -np.inf)
+        top = np.argpartition(-s, count - 1)[:count]
+        return top[np.argsort(-s[top], kind="stable")]
 
     def match(self, probe: matcher.Prepared, selected: np.ndarray) -> np.ndarray:
         """Full matcher scores of the probe against the selected templates (in that order)."""
@@ -88,13 +96,20 @@ class Probe:
         return cls(matcher.prepare(minutiae), hashes(cylinders(minutiae), positions))
 
 
-def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION
-                 ) -> list[Hit]:
-    """The shard's best ``top_k`` templates by full-match score, best first."""
-    selected = shard.candidates(probe.hashes, penetration)
+def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION,
+                 allowed: np.ndarray | None = None, groups: np.ndarray | None = None) -> list[Hit]:
+    """The shard's best ``top_k`` templates by full-match score, best first (ties by position).
+
+    ``allowed``: boolean mask of the templates that may be returned (None: all). ``groups``: an integer
+    per template (e.g. one per subject and finger); only the best template of each group is returned,
+    so ``top_k`` distinct groups come back and a merge over shards still finds the overall best ones."""
+    selected = shard.candidates(probe.hashes, penetration, allowed)
     s = shard.match(probe.prepared, selected)
-    order = np.lexsort((selected, -s))[:top_k]
-    return [Hit(float(s[i]), shard.ids[int(selected[i])]) for i in order]
+    order = np.lexsort((selected, -s))
+    if groups is not None and len(order):
+        _, first = np.unique(groups[selected[order]], return_index=True)
+        order = order[np.sort(first)]
+    return [Hit(float(s[i]), shard.ids[int(selected[i])]) for i in order[:top_k]]
 
 
 def merge(lists: Sequence[Sequence[Hit]], top_k: int = 10) -> list[Hit]:
