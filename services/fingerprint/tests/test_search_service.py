@@ -116,20 +116,43 @@ def test_shards_hold_each_template_once_by_its_id(service):
 
 def test_enrollment_and_deletion_are_seen_by_every_shard(service, real):
     rt = service.rt
+
+    def parts() -> list:
+        return [shard_gallery_of(state_of(rt).shards, rt.sessions, OWNER.account_id, i, 2) for i in range(2)]
+
     probe = real[(103, 3)]
     assert _top(_identify(rt, probe))[0] == "s103"
-    before = [shard_gallery_of(state_of(rt).shards, rt.sessions, OWNER.account_id, i, 2) for i in range(2)]
+    before = parts()
     (new_id,) = _enroll(rt, [("newcomer", 1, real[(103, 5)])])
-    assert _top(_identify(rt, probe))[0] in ("s103", "newcomer")
     ranked = _identify(rt, probe, top_k=10, fpir=0.5)
     assert "newcomer" in {c.subject for c in ranked.candidates} and ranked.searched == 1021
-    after = [shard_gallery_of(state_of(rt).shards, rt.sessions, OWNER.account_id, i, 2) for i in range(2)]
-    assert all(a is not b for a, b in zip(before, after, strict=True))  # both shards reloaded
+    after = parts()
+    assert all(a is not b for a, b in zip(before, after, strict=True))  # both shards saw the new version
+    home = shards.shard_of(new_id, 2)
+    assert after[home].shard.ids == [*before[home].shard.ids, new_id]  # appended, the rest kept
+    assert after[1 - home].shard is before[1 - home].shard
     delete_template(rt, OWNER, new_id)
     gone = _identify(rt, probe, top_k=10, fpir=0.5)
     assert "newcomer" not in {c.subject for c in gone.candidates} and gone.searched == 1020
+    dead = parts()[home]
+    assert new_id in dead.shard.ids and not dead.alive[dead.shard.ids.index(new_id)]
     with pytest.raises(TemplateNotFound):
         delete_template(rt, OWNER, new_id)
+
+
+def test_refreshed_shards_search_as_freshly_loaded_ones(service, real):
+    """After enrollments and deletions, the shards brought up to date answer what newly built ones do."""
+    rt = service.rt
+    probes = [real[(f, 3)] for f in FINGERS]
+    [_identify(rt, m) for m in probes[:1]]  # shards built
+    ids = _enroll(rt, [(f"late{f}", 2, real[(f, 5)]) for f in FINGERS])
+    for tid in ids[::3]:
+        delete_template(rt, OWNER, tid)
+    refreshed = [_identify(rt, m, top_k=10, fpir=0.5) for m in probes]
+    state_of(rt).shards.clear()
+    fresh = [_identify(rt, m, top_k=10, fpir=0.5) for m in probes]
+    assert [r.candidates for r in refreshed] == [r.candidates for r in fresh]
+    assert any(c.subject.startswith("late") for r in fresh for c in r.candidates)
 
 
 @pytest.mark.integration

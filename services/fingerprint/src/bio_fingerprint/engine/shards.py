@@ -13,6 +13,7 @@ import math
 import zlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -52,6 +53,21 @@ class Shard:
     @property
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.packed) + self.prefilter.nbytes)
+
+    def extended(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray]) -> Shard:
+        """A new shard: this one's templates, then ``templates`` (only those are prepared and hashed).
+        This shard is not modified, so searches running on it meanwhile are unaffected."""
+        if len(ids) != len(templates):
+            raise ValueError("one id per template")
+        add = matcher.pack(list(templates))
+        new = Shard.__new__(Shard)
+        new.ids = [*self.ids, *ids]
+        arrays = [np.concatenate([a, b]) for a, b in zip(self.packed[:5], add[:5], strict=True)]
+        new.packed = cast(matcher.Packed, (*arrays, np.concatenate([self.offsets, add[5][1:] + self.offsets[-1]])))
+        new.offsets = new.packed[5]
+        new.prefilter = self.prefilter.copy()
+        new.prefilter.add([hashes(cylinders(t), self.prefilter.positions) for t in templates])
+        return new
 
     def candidates(self, probe_hashes: np.ndarray, penetration: float, allowed: np.ndarray | None = None
                    ) -> np.ndarray:

@@ -45,8 +45,7 @@ def search_shard(rt: ServiceRuntime, owner_id: str, index: int, count: int, minu
     if not len(g.shard):
         return []
     probe = shards.Probe.of(np.asarray(minutiae, np.float32).reshape(-1, 5), lsh_positions())
-    allowed = None if finger is None else g.fingers == finger
-    hits = shards.search_shard(g.shard, probe, top_k=top_k, penetration=penetration, allowed=allowed,
+    hits = shards.search_shard(g.shard, probe, top_k=top_k, penetration=penetration, allowed=g.allowed(finger),
                                groups=g.groups)
     out = []
     for h in hits:
