@@ -170,7 +170,7 @@ class McclshIndex:
 
     @property
     def nbytes(self) -> int:
-        self._flush()
+        self.flush()
         return int(sum(t.nbytes for t in self.tables) + self.norm.nbytes)
 
     def copy(self) -> McclshIndex:
@@ -185,7 +185,9 @@ class McclshIndex:
         self.norm = np.concatenate([self.norm, np.asarray([1.0 / math.sqrt(max(len(h), 1)) for h in hash_rows],
                                                           np.float32)])
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Sort the added templates into the tables (searches do it too; call it before sharing the index
+        between threads, which then only read it)."""
         if not self._pending:
             return
         first = len(self.norm) - len(self._pending)
@@ -201,7 +203,7 @@ class McclshIndex:
 
     def scores(self, probe_hashes: np.ndarray) -> np.ndarray:
         """Candidate score of every template for a probe's (k, H) hashes."""
-        self._flush()
+        self.flush()
         votes = np.zeros(len(self), np.float32)
         cap = max(8, int(self.max_share * len(self)))
         if not len(self) or not len(probe_hashes):

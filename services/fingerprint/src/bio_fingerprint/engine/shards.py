@@ -46,6 +46,7 @@ class Shard:
         self.offsets = self.packed[5]
         self.prefilter = McclshIndex(positions)
         self.prefilter.add([hashes(cylinders(t), positions) for t in templates])
+        self.prefilter.flush()  # built now: concurrent searches only read it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -67,6 +68,7 @@ class Shard:
         new.offsets = new.packed[5]
         new.prefilter = self.prefilter.copy()
         new.prefilter.add([hashes(cylinders(t), self.prefilter.positions) for t in templates])
+        new.prefilter.flush()
         return new
 
     def candidates(self, probe_hashes: np.ndarray, penetration: float, allowed: np.ndarray | None = None
