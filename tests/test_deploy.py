@@ -127,6 +127,45 @@ def test_compose_is_valid_and_complete():
             assert f"{name}:{port}" in targets, name
 
 
+def test_compose_kubernetes_and_launcher_run_one_worker_per_fingerprint_shard(k8s_tree: Path, launch: ModuleType):
+    """BIO_FINGERPRINT_SHARDS is the same everywhere and each shard 0..S-1 has its shard worker."""
+    result = compose_config("docker-compose.yml")
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    count = int(services["fingerprint"]["environment"]["BIO_FINGERPRINT_SHARDS"])
+    assert count > 1
+    shard_workers = sorted(n for n in services if n.startswith("fingerprint-shard-"))
+    assert shard_workers == [f"fingerprint-shard-{i}-worker" for i in range(count)]
+    for i, name in enumerate(shard_workers):
+        svc = services[name]
+        assert svc["image"] == services["fingerprint"]["image"]
+        assert svc["command"] == ["bio-fingerprint", "shard-worker", "--shard", str(i)]
+        assert svc["environment"]["BIO_FINGERPRINT_SHARDS"] == str(count)
+    assert services["fingerprint-worker"]["environment"]["BIO_FINGERPRINT_SHARDS"] == str(count)
+
+    docs = kustomize(k8s_tree, "cpu")
+    config = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("bio-config"))
+    assert config["data"]["BIO_FINGERPRINT_SHARDS"] == str(count)
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    k8s_shards = sorted(n for n in deployments if n.startswith("fingerprint-shard-"))
+    assert k8s_shards == shard_workers
+    for i, name in enumerate(k8s_shards):
+        assert deployments[name]["spec"]["template"]["spec"]["containers"][0]["args"] == [
+            "bio-fingerprint", "shard-worker", "--shard", str(i)]
+
+    plan = launch.build_plan({}, "127.0.0.1", 8000, 9101)
+    env = {"BIO_FINGERPRINT_SHARDS": str(count)}
+    launched = [p for p in launch.build_plan(env, "127.0.0.1", 8000, 9101) if "shard" in p.name]
+    assert [p.name for p in launched] == shard_workers == [p.name for p in plan if "shard" in p.name]
+    assert [p.argv[1:] for p in launched] == [["shard-worker", "--shard", str(i)] for i in range(count)]
+    ports = [p.port for p in launch.build_plan(env, "127.0.0.1", 8000, 9101) if p.port]
+    assert len(ports) == len(set(ports)), "every process has its own port"
+    assert not [p for p in launch.build_plan({"BIO_FINGERPRINT_SHARDS": "1"}, "127.0.0.1", 8000, 9101)
+                if "shard" in p.name]
+    assert not [p for p in launch.build_plan(env, "127.0.0.1", 8000, 9101, services=["face_verify"])
+                if "shard" in p.name]
+
+
 def test_compose_refuses_missing_secrets():
     env = {k: v for k, v in COMPOSE_ENV.items() if k != "BIO_INTERNAL_SECRET"}
     result = compose_config("docker-compose.yml", env=env)
@@ -257,7 +296,7 @@ def family(name: str) -> str:
 @pytest.fixture
 def running_platform(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     var_dir = tmp_path / "var"
-    base = launch.free_port_base(10)
+    base = launch.free_port_base(12)  # gateway, 4 APIs, 4 workers, webhooks worker, 2 fingerprint shard workers
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_ENV": "development"}
     try:
         yield launch.up(env, var_dir=var_dir, port_base=base, metrics_port_base=base + 5, timeout_s=120, quiet=True)
@@ -296,11 +335,12 @@ def test_dashboards_and_alerts_use_only_exported_metrics(running_platform: dict[
     exercise(running_platform, data_dir)
     exported: set[str] = set()
     targets = scrape_targets(running_platform)
-    assert len(targets) == 10, targets  # gateway, four APIs, four workers, the webhooks worker
+    assert len(targets) == 12, targets  # gateway, four APIs, four workers, the webhooks worker, two shard workers
     for name, target in targets.items():
         text = httpx.get(f"http://{target}/metrics", timeout=10).text
         exported |= set(re.findall(r"^# TYPE (\S+)", text, re.M))
-        if name.endswith("-worker") and name != "webhooks-worker":  # it ran no delivery in this traffic
+        # the webhooks worker ran no delivery in this traffic, the shard workers run searches, not jobs
+        if name.endswith("-worker") and name != "webhooks-worker" and "-shard-" not in name:
             assert "bio_jobs_total" in text, f"{name} exports no job metrics"
     exported_families = {family(n) for n in exported}
     missing = {n for n in used_metric_names() if n != "up" and family(n) not in exported_families}

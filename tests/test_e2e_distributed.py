@@ -33,7 +33,7 @@ TABLES = {name: f"{name}_jobs" for name in ROUTES}
 @pytest.fixture
 def stack(launch: ModuleType, pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     var_dir = tmp_path / "var"
-    base = launch.free_port_base(10)
+    base = launch.free_port_base(12)  # metrics ports up to base + 11 (the fingerprint shard workers)
     env = {"BIO_DATABASE_URL": pg_url, "BIO_REDIS_URL": redis_url, "BIO_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
            "BIO_ENV": "development", "BIO_LOG_LEVEL": "INFO"}
     try:

@@ -30,6 +30,10 @@ SIZING: dict[str, tuple[Resources, Resources, int]] = {
     "face-verify": (("250m", "512Mi", "1Gi"), ("1", "1500Mi", "3Gi"), 8),
     "contour-mask": (("250m", "512Mi", "1Gi"), ("1", "1Gi", "2Gi"), 6),
 }
+# Shards of the fingerprint two-stage 1:N search: one Deployment per shard (queue fingerprint-shard-I), as
+# BIO_FINGERPRINT_SHARDS in the ConfigMap; a shard's templates take about 25 kB each in memory.
+FINGERPRINT_SHARDS = 2
+SHARD_WORKER: Resources = ("1", "2Gi", "4Gi")
 LABEL = "app.kubernetes.io/name"
 PART = "app.kubernetes.io/component"
 SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001, "fsGroup": 10001,
@@ -86,7 +90,7 @@ def api(name: str, image: str, args: list[str], res: tuple[str, str, str], repli
     return [deployment(name, "api", container, replicas, 8000), service]
 
 
-def worker(name: str, image: str, args: list[str], res: tuple[str, str, str]) -> dict:
+def worker(name: str, image: str, args: list[str], res: tuple[str, str, str], part: str = "worker") -> dict:
     container = {
         "name": "worker", "image": image, "args": args,
         "env": [{"name": "BIO_WORKER_METRICS_PORT", "value": "9100"},
@@ -97,7 +101,7 @@ def worker(name: str, image: str, args: list[str], res: tuple[str, str, str]) ->
                           "periodSeconds": 30, "timeoutSeconds": 5},
         "resources": resources(*res),
     }
-    return deployment(name, "worker", container, 1, 9100)
+    return deployment(name, part, container, 1, 9100)
 
 
 def hpa(name: str, kind_max: tuple[int, int], target_cpu: int = 70) -> dict:
@@ -119,6 +123,7 @@ def build() -> dict[str, list[dict]]:
          "data": {"BIO_ENV": "production", "BIO_VAR_DIR": "/var/lib/bio", "BIO_LOG_LEVEL": "INFO",
                   "BIO_REDIS_URL": "redis://redis:6379/0", "BIO_GATEWAY_SERVICES": services_json,
                   "BIO_GATEWAY_TRUST_FORWARDED_FOR": "true", "BIO_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1",
+                  "BIO_FINGERPRINT_SHARDS": str(FINGERPRINT_SHARDS),
                   "HOME": "/tmp"}},  # read-only root filesystem: libraries write caches under HOME
         {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta("bio-blobs", "storage"),
          "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}}},
@@ -159,6 +164,10 @@ def service_docs(service: PlatformService) -> list[dict]:
             hpa(folder, (1, 5)),
             worker(f"{folder}-worker", image, [cli, "worker"], worker_res),
             hpa(f"{folder}-worker", (1, max_workers))]
+    if service.name == "fingerprint":  # shard workers of the 1:N search; replicas of one share its queue
+        # component "search": CPU matching, so the GPU overlay (component=worker) leaves them alone
+        docs += [worker(f"{folder}-shard-{i}-worker", image, [cli, "shard-worker", "--shard", str(i)], SHARD_WORKER,
+                        part="search") for i in range(FINGERPRINT_SHARDS)]
     if service.beat:  # one scheduler for the periodic schedule, never scaled
         beat = worker(f"{folder}-beat", image, ["celery", "-A", f"{service.package}.tasks", "beat",
                                                 "--schedule", "/tmp/celerybeat-schedule"],

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Local supervisor of the distributed mode on loopback: the gateway, every service and its Celery worker.
+"""Local supervisor of the distributed mode on loopback: the gateway, every service and its Celery worker,
+the webhooks worker and the fingerprint shard workers.
 
     python deploy/local/launch.py up       # check PostgreSQL + Redis, migrate, start, wait for /readyz
     python deploy/local/launch.py status   # which processes are alive (and ready)
@@ -21,7 +22,9 @@ Configuration (environment):
     BIO_VAR_DIR              var  (relative to the repository root)
     BIO_LAUNCH_HOST          127.0.0.1
     BIO_LAUNCH_PORT          8000  gateway; the services on PORT+1 .. PORT+n (bio_shared/services.toml order)
-    BIO_LAUNCH_METRICS_PORT  9101  worker metrics on PORT .. PORT+n-1 (0: no worker metrics server)
+    BIO_LAUNCH_METRICS_PORT  9101  worker metrics on PORT .. PORT+n-1, then the webhooks worker and the
+                                   shard workers (0: no worker metrics server)
+    BIO_FINGERPRINT_SHARDS   2     shards of the fingerprint 1:N search, one shard worker each (1: none)
     BIO_LAUNCH_TIMEOUT_S     60    how long to wait for readiness
     BIO_LAUNCH_STOP_TIMEOUT_S 10   how long ``down`` waits after SIGTERM before SIGKILL
 

@@ -31,6 +31,15 @@ def test_hit_miss_and_reload_on_new_version() -> None:
     assert cache.get("alice", 2, lambda: loader(3)) == [3]
 
 
+def test_stale_entry_refreshed_from_its_old_value() -> None:
+    cache: GalleryCache[list[int]] = GalleryCache("refresh", service="t")
+    assert cache.get("bob", 1, lambda: [1], lambda old: [*old, -1]) == [1]  # missing: loaded
+    assert cache.get("bob", 1, lambda: [9], lambda old: [*old, -1]) == [1]  # current: cached
+    assert cache.get("bob", 2, lambda: [9], lambda old: [*old, 2]) == [1, 2]  # stale: refreshed
+    assert cache.get("bob", 3, lambda: [3]) == [3]  # no refresh given: loaded again
+    assert outcome("refresh", "reload") == 2
+
+
 def test_bounded_least_recently_used_goes_first() -> None:
     cache: GalleryCache[str] = GalleryCache("lru", service="t", max_entries=2)
     cache.get("a", 1, lambda: "a")

@@ -29,6 +29,10 @@ from bio_shared.services import platform_services
 SERVICES: list[tuple[str, str]] = [(s.name, s.cli) for s in platform_services()]
 # Services whose Celery app has a beat schedule (the fingerprint clean-up of old outputs).
 BEAT_SERVICES = {s.name for s in platform_services() if s.beat}
+# Shard workers of the fingerprint two-stage 1:N search (bio-fingerprint shard-worker --shard I): as many as
+# BIO_FINGERPRINT_SHARDS, 2 unless set (as in docker-compose.yml and the Kubernetes manifests); 1: none, the
+# fingerprint worker searches the whole gallery itself.
+SHARDS_ENV, DEFAULT_SHARDS = "BIO_FINGERPRINT_SHARDS", "2"
 # Variables of the parent that must not leak into children (each process gets its own or none).
 NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR", "BIO_WORKER_METRICS_PORT", "BIO_GATEWAY_SERVICES")
 
@@ -66,6 +70,7 @@ def child_env(merged: dict[str, str], settings: Settings) -> dict[str, str]:
     env = {k: v for k, v in merged.items() if k not in NOT_INHERITED}
     env.update(BIO_DATABASE_URL=settings.database_url, BIO_REDIS_URL=settings.redis_url,
                BIO_VAR_DIR=str(settings.var_dir), PYTHONUNBUFFERED="1")
+    env[SHARDS_ENV] = env.get(SHARDS_ENV) or DEFAULT_SHARDS  # the API, its worker and the shard workers agree
     env.update(ensure_secrets(settings.var_dir, merged))
     return env
 
@@ -126,7 +131,24 @@ def build_plan(env: dict[str, str], host: str, port_base: int, metrics_port_base
     if workers:
         plan += [_worker(n, script, env, host, metrics_port_base, index[n]) for n, script in chosen]
         plan.append(_webhooks_worker(host, metrics_port_base, len(SERVICES)))
+        if "fingerprint" in urls:
+            plan += [_shard_worker(i, host, metrics_port_base, len(SERVICES) + 1 + i) for i in range(shard_count(env))]
     return plan
+
+
+def shard_count(env: dict[str, str]) -> int:
+    """Fingerprint shard workers to start: none for one shard."""
+    count = int_env(env, SHARDS_ENV, int(DEFAULT_SHARDS))
+    return count if count > 1 else 0
+
+
+def _shard_worker(shard: int, host: str, metrics_port_base: int, index: int) -> Proc:
+    mport = metrics_port_base + index if metrics_port_base else None
+    extra = {"BIO_WORKER_METRICS_PORT": str(mport)} if mport else {}
+    extra["BIO_WORKER_METRICS_ADDR"] = host
+    return Proc(f"fingerprint-shard-{shard}-worker", "worker",
+                [console_script("bio-fingerprint"), "shard-worker", "--shard", str(shard)], port=mport,
+                url=f"http://{host}:{mport}/metrics" if mport else None, env=extra)
 
 
 def _webhooks_worker(host: str, metrics_port_base: int, index: int) -> Proc:

@@ -126,3 +126,28 @@ def test_fan_out_in_process_and_as_celery_group():
     app.conf.update(task_always_eager=True)
     register_shard_task(app, "bio_test.square_sum", _square_sum)
     assert fan_out(_square_sum, calls, app=app, task_name="bio_test.square_sum") == [3, 13, 31]
+
+
+def test_shard_search_filters_and_keeps_the_best_of_each_group(world, monkeypatch):
+    from bio_fingerprint.engine import shards
+
+    monkeypatch.setattr(shards, "MIN_CANDIDATES", 10)  # the prefilter chooses among the allowed ones
+    ids, gallery, probes, mates, positions = world
+    shard = Shard(ids, gallery, positions)
+    p = Probe.of(probes[1], positions)
+    full = shard.match(p.prepared, np.arange(len(shard)))
+    groups = np.arange(len(ids)) // 3  # three templates per group
+    hits = search_shard(shard, p, top_k=5, penetration=1.0, groups=groups)
+    picked = [ids.index(h.template_id) for h in hits]
+    assert len({int(groups[i]) for i in picked}) == 5  # five distinct groups, each by its best template
+    best = sorted(((full[groups == g].max(), g) for g in np.unique(groups)), reverse=True)[:5]
+    assert [int(groups[i]) for i in picked] == [int(g) for _, g in best]
+    allowed = np.zeros(len(ids), bool)
+    allowed[1::2] = True
+    allowed[mates[1]] = True  # the probe's mate (an even index) among them
+    for pen, size in ((1.0, 151), (0.1, 16)):
+        assert len(shard.candidates(p.hashes, pen, allowed)) == size
+        kept = search_shard(shard, p, top_k=200, penetration=pen, allowed=allowed)
+        assert len(kept) == size and all(allowed[ids.index(h.template_id)] for h in kept)
+    assert search_shard(shard, p, top_k=1, penetration=0.1, allowed=allowed)[0].template_id == ids[mates[1]]
+    assert search_shard(Shard([], [], positions), p) == []

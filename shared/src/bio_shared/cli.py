@@ -61,12 +61,17 @@ def _serve(spec: ServiceSpec, args: argparse.Namespace, settings: Any, rest: lis
     uvicorn.run(spec.create_app(settings), host=args.host, port=args.port, access_log=False, log_config=None)
 
 
-def _worker(spec: ServiceSpec, args: argparse.Namespace, settings: Any, rest: list[str]) -> None:
+def exec_worker(package: str, queue: str, pool: str, concurrency: int, rest: list[str]) -> None:
+    """Replace this process by a Celery worker of ``package``.tasks on ``queue`` (named after it)."""
     os.execvp(sys.executable, [
-        sys.executable, "-m", "celery", "-A", f"{spec.package}.tasks", "worker", "-Q", spec.name,
-        "--pool", args.pool, "--concurrency", str(args.concurrency), "--hostname", f"{spec.name}@%h",
+        sys.executable, "-m", "celery", "-A", f"{package}.tasks", "worker", "-Q", queue,
+        "--pool", pool, "--concurrency", str(concurrency), "--hostname", f"{queue}@%h",
         "--without-gossip", "--without-mingle", *rest,
     ])
+
+
+def _worker(spec: ServiceSpec, args: argparse.Namespace, settings: Any, rest: list[str]) -> None:
+    exec_worker(spec.package, spec.name, args.pool, args.concurrency, rest)
 
 
 COMMANDS: dict[str, Callable[[ServiceSpec, argparse.Namespace, Any, list[str]], None]] = {

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from bio_fingerprint.api import routers
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate, Job
 from bio_fingerprint.runtime import NAME, PREFIX, attach_state, state_of
+from bio_fingerprint.service import search
 from bio_fingerprint.service.jobs import register_jobs
 from bio_fingerprint.service.subjects import FingerprintSubjects
 from bio_fingerprint.service.sync import register_sync_jobs
@@ -24,6 +25,7 @@ def build(settings: FingerprintSettings | None = None) -> ServiceRuntime:
     attach_state(rt)
     register_jobs(rt)
     register_sync_jobs(rt)
+    search.configure(rt)
     return rt
 
 

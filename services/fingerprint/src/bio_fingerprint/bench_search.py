@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from bio_fingerprint.engine import synthetic
+from bio_fingerprint.engine.indexing import default_positions
 from bio_fingerprint.engine.shards import Probe, Shard, lsh_positions, search_shard, split
 
 PENETRATIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0)
@@ -134,7 +135,8 @@ def _rss() -> int:
 
 
 def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05, probes: int = 0,
-        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search")) -> dict:
+        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search"), positions_from: str = "default"
+        ) -> dict:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     real, fingers = real_templates(data_dir, work / "fp_real_templates.npz")
     t = time.perf_counter()
@@ -146,7 +148,9 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
         probe_t, mates = [probe_t[i] for i in keep], [mates[i] for i in keep]
     rss0 = _rss()
     t = time.perf_counter()
-    positions = lsh_positions(real)  # unsupervised: bit frequencies of the real templates' cylinders
+    # "default": the service's positions (every bit inside the cylinder radius eligible); "sample": chosen
+    # on the bit frequencies of the real templates' cylinders (unsupervised)
+    positions = default_positions() if positions_from == "default" else lsh_positions(real)
     parts = split(ids, templates, shards, positions)
     build_s = time.perf_counter() - t
     memory = _rss() - rss0
@@ -181,14 +185,29 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
               for name, sel in (("tuning_fvc2002_db1", tuning), ("held_out_db2_pyfnprint", ~tuning)) if sel.any()}
     impostors = {name: {f"p{q}": round(float(np.percentile(np.concatenate(v), q)), 2) for q in (50, 99, 99.9)}
                  for name, v in (("real", imp_real), ("synthetic", imp_syn))}
-    return {"size": size, "shards": shards, "penetration": penetration, **timing,
+    return {"size": size, "shards": shards, "penetration": penetration, "positions": positions_from,
+            "lsh": {"functions": int(positions.shape[0]), "bits": int(positions.shape[1])}, **timing,
             "hit_rate": round(float(np.mean(operating)), 4), "hit_rate_exhaustive": round(float(np.mean(exhaustive)), 4),
             "probes": len(prepared), "timed_probes": len(prepared[:timed]),
             "memory_bytes": sum(p.nbytes for p in parts), "rss_growth_build": memory, "build_s": round(build_s, 1),
             "generate_s": round(generate_s, 1), "shard_sizes": [len(p) for p in parts],
             "curve": [{"penetration": p, "retrieval": round(float(pts[:, i, 0].mean()), 4),
                        "hit_rate": round(float(pts[:, i, 1].mean()), 4)} for i, p in enumerate(PENETRATIONS)],
-            "by_set": by_set, "impostor_scores": impostors}
+            "by_set": by_set, "impostor_scores": impostors,
+            "projection_1m_8_shards": projection(timing, [len(p) for p in parts])}
+
+
+def projection(timing: dict, sizes: list[int], size: int = 1_000_000, shards: int = 8) -> dict:
+    """1,000,000 templates over 8 shards, projected (not measured): each shard holds 125,000 templates and
+    its search time grows linearly with its size (prefilter votes and the matched share both do); the
+    shards run in parallel, one core each, so identify takes about the slowest shard plus the merge."""
+    per_shard = size / shards
+    scale = per_shard / float(np.mean(sizes))
+    return {"projected": True, "size": size, "shards": shards, "templates_per_shard": int(per_shard),
+            "from_shard_size": int(np.mean(sizes)), "shard_p50_ms": round(timing["shard_p50_ms"] * scale, 1),
+            "shard_p99_ms": round(timing["shard_p99_ms"] * scale, 1),
+            "merge_and_fan_out_ms": round(max(0.0, timing["p50_ms"] - timing["shard_p50_ms"]), 1),
+            "p50_ms": round(timing["shard_p50_ms"] * scale + max(0.0, timing["p50_ms"] - timing["shard_p50_ms"]), 1)}
 
 
 def _cli(args, settings) -> None:
@@ -196,7 +215,7 @@ def _cli(args, settings) -> None:
 
     data_dir = Path(os.environ.get("BIOMETRICS_DATA_DIR") or getattr(settings, "data_dir", None) or "../shared/data")
     report = run(args.size, data_dir, shards=args.shards, penetration=args.penetration, probes=args.probes,
-                 timed=args.timed, work=Path(args.work))
+                 timed=args.timed, work=Path(args.work), positions_from=args.positions)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -213,5 +232,7 @@ def add_parser(sub) -> None:
     p.add_argument("--probes", type=int, default=0, help="real probes for the accuracy figures (0: all)")
     p.add_argument("--timed", type=int, default=40, help="probes timed through the sharded search")
     p.add_argument("--work", default="/tmp/bio-bench-search", help="cache folder (extracted real templates)")
+    p.add_argument("--positions", choices=["default", "sample"], default="default",
+                   help="LSH bit positions: the service's default ones, or chosen on the real templates")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(handler=_cli)

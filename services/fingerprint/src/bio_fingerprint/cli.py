@@ -8,6 +8,8 @@
   extraction / comparison / 1:N speed (bench.py).
 * ``bench-decisions [--json OUT]``: requested vs measured subject FMR and FPIR (bench_decisions.py).
 * ``bench-search --size N [--shards S] --json OUT``: two-stage indexed 1:N search, sharded (bench_search.py).
+* ``shard-worker --shard I``: a Celery worker of shard I of the two-stage 1:N search (queue fingerprint-shard-I;
+  one process, so the shard it loads stays in memory).
 * ``evaluate DIR [--json FILE] [--enhancement classic|learned]``: the FVC protocol on any folder with truth.csv.
 * ``devset SOURCE OUT --kind small|tiny|distorted``: a transformed development set (engine/devsets.py).
 * ``calibrate [DIR ...]``: measure the score-to-FMR table on impostor comparisons and write it into the package.
@@ -24,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from bio_fingerprint.app import SERVICE
-from bio_shared.cli import service_cli
+from bio_shared.cli import exec_worker, service_cli
 
 
 def _data_dir(settings: Any) -> Path:
@@ -117,9 +119,21 @@ def extra(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--per-class", type=int, default=40)
     v.add_argument("--json")
     v.set_defaults(handler=tools.evaluate_classifier)
+    w = sub.add_parser("shard-worker", help="serve one shard of the two-stage 1:N search (distributed mode)")
+    w.add_argument("--shard", type=int, required=True, help="0 .. BIO_FINGERPRINT_SHARDS - 1")
+    w.set_defaults(handler=_shard_worker)
     from bio_fingerprint.bench_search import add_parser as add_bench_search
 
     add_bench_search(sub)  # bench-search --size N [--shards S] --json OUT
+
+
+def _shard_worker(args: argparse.Namespace, settings: Any) -> None:
+    if not 0 <= args.shard < settings.shards:
+        raise SystemExit(f"--shard must be 0-{settings.shards - 1} (BIO_FINGERPRINT_SHARDS={settings.shards})")
+    from bio_fingerprint.service.search import shard_queue
+
+    # solo pool: the task runs in this process, whose gallery cache keeps the shard between searches
+    exec_worker("bio_fingerprint", shard_queue(args.shard), "solo", 1, [])
 
 
 main = service_cli(SERVICE, extra=extra)

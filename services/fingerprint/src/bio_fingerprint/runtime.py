@@ -13,7 +13,7 @@ from bio_fingerprint.engine.enhance import EnhanceMethods
 from bio_fingerprint.engine.enhance import load as load_enhancement
 from bio_fingerprint.engine.pipeline import Processed, process
 from bio_fingerprint.exceptions import InvalidEnhancement, InvalidSteps
-from bio_fingerprint.service.gallery import Gallery
+from bio_fingerprint.service.gallery import Gallery, ShardGallery
 from bio_fingerprint.settings import FingerprintSettings
 from bio_shared.gallery_cache import GalleryCache
 from bio_shared.inference import timed_inference
@@ -77,6 +77,7 @@ class Models:
 class FingerprintState:
     models: Models
     galleries: GalleryCache[Gallery] = field(default_factory=lambda: GalleryCache("templates", service=NAME))
+    shards: GalleryCache[ShardGallery] = field(default_factory=lambda: GalleryCache("shards", service=NAME))
 
 
 FingerprintRuntime = ServiceRuntime[FingerprintState, FingerprintSettings]

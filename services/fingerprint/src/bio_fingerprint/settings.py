@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from bio_shared.settings import CommonSettings
@@ -19,3 +20,11 @@ class FingerprintSettings(CommonSettings):
     default_fpir: float = 0.001  # identify: false-positive identification rate when the caller gives none
     distortion_min_quality: int = 11  # /distortion refuses images under this quality (not a print; as probes)
     max_image_pixels: int = 4_000_000  # a 500 dpi print is a few megapixels; checked from the header
+    # 1:N at scale (two-stage search, engine/shards.py): galleries of more templates than index_above are
+    # searched through the MCC-LSH prefilter, matching `penetration` of each shard in full; `shards` > 1
+    # cuts them into that many shards (by template id), searched by the shard workers in the distributed
+    # mode (`bio-fingerprint shard-worker --shard I`, queue fingerprint-shard-I) and in-process otherwise.
+    index_above: int = Field(5000, ge=0)
+    penetration: float = Field(0.05, gt=0, le=1)
+    shards: int = Field(1, ge=1, le=256)
+    shard_timeout_s: float = Field(20.0, gt=0)  # a shard's answer later than this: identify answers 503 fan_out_timeout

@@ -170,8 +170,14 @@ class McclshIndex:
 
     @property
     def nbytes(self) -> int:
-        self._flush()
+        self.flush()
         return int(sum(t.nbytes for t in self.tables) + self.norm.nbytes)
+
+    def copy(self) -> McclshIndex:
+        """An index with the same templates; adding to either leaves the other as it is."""
+        other = McclshIndex(self.positions)
+        other.tables, other.norm, other._pending = list(self.tables), self.norm.copy(), list(self._pending)
+        return other
 
     def add(self, hash_rows: list[np.ndarray]) -> None:
         """Templates given as their (k, H) hash arrays (``hashes(cylinders(t), positions)``)."""
@@ -179,7 +185,9 @@ class McclshIndex:
         self.norm = np.concatenate([self.norm, np.asarray([1.0 / math.sqrt(max(len(h), 1)) for h in hash_rows],
                                                           np.float32)])
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Sort the added templates into the tables (searches do it too; call it before sharing the index
+        between threads, which then only read it)."""
         if not self._pending:
             return
         first = len(self.norm) - len(self._pending)
@@ -188,11 +196,14 @@ class McclshIndex:
         allh = np.concatenate(self._pending) if counts.sum() else np.zeros((0, len(self.positions)), np.int64)
         self._pending = []
         for f in range(len(self.positions)):
-            self.tables[f] = np.unique(np.concatenate([self.tables[f], (allh[:, f] << 32) | tid]))
+            # the new templates' pairs are new (their ids are): a stable sort (timsort) merges the two
+            # sorted runs in linear time, so adding a few templates to a large index stays cheap
+            added = np.unique((allh[:, f] << 32) | tid)
+            self.tables[f] = np.sort(np.concatenate([self.tables[f], added]), kind="stable")
 
     def scores(self, probe_hashes: np.ndarray) -> np.ndarray:
         """Candidate score of every template for a probe's (k, H) hashes."""
-        self._flush()
+        self.flush()
         votes = np.zeros(len(self), np.float32)
         cap = max(8, int(self.max_share * len(self)))
         if not len(self) or not len(probe_hashes):

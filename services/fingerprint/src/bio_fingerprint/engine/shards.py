@@ -13,6 +13,7 @@ import math
 import zlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class Shard:
         self.offsets = self.packed[5]
         self.prefilter = McclshIndex(positions)
         self.prefilter.add([hashes(cylinders(t), positions) for t in templates])
+        self.prefilter.flush()  # built now: concurrent searches only read it
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -53,11 +55,35 @@ class Shard:
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.packed) + self.prefilter.nbytes)
 
-    def candidates(self, probe_hashes: np.ndarray, penetration: float) -> np.ndarray:
-        count = max(MIN_CANDIDATES, math.ceil(penetration * len(self)))
-        if penetration >= 1 or count >= len(self):
-            return np.arange(len(self))
-        return self.prefilter.select(probe_hashes, count)
+    def extended(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray]) -> Shard:
+        """A new shard: this one's templates, then ``templates`` (only those are prepared and hashed).
+        This shard is not modified, so searches running on it meanwhile are unaffected."""
+        if len(ids) != len(templates):
+            raise ValueError("one id per template")
+        add = matcher.pack(list(templates))
+        new = Shard.__new__(Shard)
+        new.ids = [*self.ids, *ids]
+        arrays = [np.concatenate([a, b]) for a, b in zip(self.packed[:5], add[:5], strict=True)]
+        new.packed = cast(matcher.Packed, (*arrays, np.concatenate([self.offsets, add[5][1:] + self.offsets[-1]])))
+        new.offsets = new.packed[5]
+        new.prefilter = self.prefilter.copy()
+        new.prefilter.add([hashes(cylinders(t), self.prefilter.positions) for t in templates])
+        new.prefilter.flush()
+        return new
+
+    def candidates(self, probe_hashes: np.ndarray, penetration: float, allowed: np.ndarray | None = None
+                   ) -> np.ndarray:
+        """Indices to match in full: the prefilter's best ``penetration`` share of the allowed templates
+        (``allowed``: a boolean mask, e.g. one finger; None: all), at least MIN_CANDIDATES of them."""
+        pool = len(self) if allowed is None else int(np.count_nonzero(allowed))
+        count = max(MIN_CANDIDATES, math.ceil(penetration * pool))
+        if penetration >= 1 or count >= pool:
+            return np.arange(len(self)) if allowed is None else np.flatnonzero(allowed)
+        if allowed is None:
+            return self.prefilter.select(probe_hashes, count)
+        s = np.where(allowed, self.prefilter.scores(probe_hashes), -np.inf)
+        top = np.argpartition(-s, count - 1)[:count]
+        return top[np.argsort(-s[top], kind="stable")]
 
     def match(self, probe: matcher.Prepared, selected: np.ndarray) -> np.ndarray:
         """Full matcher scores of the probe against the selected templates (in that order)."""
@@ -88,13 +114,20 @@ class Probe:
         return cls(matcher.prepare(minutiae), hashes(cylinders(minutiae), positions))
 
 
-def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION
-                 ) -> list[Hit]:
-    """The shard's best ``top_k`` templates by full-match score, best first."""
-    selected = shard.candidates(probe.hashes, penetration)
+def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION,
+                 allowed: np.ndarray | None = None, groups: np.ndarray | None = None) -> list[Hit]:
+    """The shard's best ``top_k`` templates by full-match score, best first (ties by position).
+
+    ``allowed``: boolean mask of the templates that may be returned (None: all). ``groups``: an integer
+    per template (e.g. one per subject and finger); only the best template of each group is returned,
+    so ``top_k`` distinct groups come back and a merge over shards still finds the overall best ones."""
+    selected = shard.candidates(probe.hashes, penetration, allowed)
     s = shard.match(probe.prepared, selected)
-    order = np.lexsort((selected, -s))[:top_k]
-    return [Hit(float(s[i]), shard.ids[int(selected[i])]) for i in order]
+    order = np.lexsort((selected, -s))
+    if groups is not None and len(order):
+        _, first = np.unique(groups[selected[order]], return_index=True)
+        order = order[np.sort(first)]
+    return [Hit(float(s[i]), shard.ids[int(selected[i])]) for i in order[:top_k]]
 
 
 def merge(lists: Sequence[Sequence[Hit]], top_k: int = 10) -> list[Hit]:

@@ -18,9 +18,9 @@ from bio_fingerprint.engine.template import resample_to_500dpi
 from bio_fingerprint.exceptions import NoTarget, TemplateNotFound, TooFewMinutiae, UnusablePrint
 from bio_fingerprint.models import FingerprintTemplate
 from bio_fingerprint.runtime import settings_of, state_of
-from bio_fingerprint.service import calibration
+from bio_fingerprint.service import calibration, search
 from bio_fingerprint.service.codec import template_of
-from bio_fingerprint.service.gallery import gallery_of
+from bio_fingerprint.service.gallery import gallery_of, template_counts
 from bio_fingerprint.service.processing import process_print
 from bio_fingerprint.service.templates import parse_template
 from bio_fingerprint.service.validation import check_finger, check_rate
@@ -135,23 +135,36 @@ def verify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, template_id:
 
 def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int, fpir: float | None,
              finger: int | None = None) -> IdentifyResult:
+    """Exhaustive up to ``index_above`` templates; above it the two-stage search over the shards
+    (service/search.py), whose candidate lists go through the same best-per-(subject, finger) ranking and
+    threshold. The threshold counts every template of the searched gallery, as exhaustive search does."""
     fpir = check_rate(fpir, "fpir") or settings_of(rt).default_fpir
     ext = settings_of(rt).extractor
-    gallery = gallery_of(state_of(rt).galleries, rt.sessions, identity.account_id)
-    meta = gallery.entries
-    considered = [i for i, m in enumerate(meta) if finger is None or m.finger == finger]
-    decision = calibration.decide(fpir, max(1, len(considered)), ext)
-    with timed_inference("fingerprint", "match-1:N"):
-        scores = gallery.packed.scores(probe.minutiae) if considered else np.zeros(0)
-    best: dict[tuple[str, int], tuple[float, int]] = {}
-    for i in considered:
-        key = (meta[i].subject, meta[i].finger)
-        if key not in best or scores[i] > best[key][0]:
-            best[key] = (float(scores[i]), i)
-    ranked = sorted(best.values(), key=lambda t: -t[0])
-    candidates = [Candidate(meta[i].subject, meta[i].finger, meta[i].template_id, round(sc, 3),
-                            calibration.fmr_of(sc, ext))
-                  for sc, i in ranked if sc >= decision.threshold][:top_k]
-    size = GallerySize(len({meta[i].subject for i in considered}), len(considered))
+    with rt.sessions() as s:
+        indexed = template_counts(s, identity.account_id)[0] > settings_of(rt).index_above
+        considered, subjects = template_counts(s, identity.account_id, finger) if indexed else (0, 0)
+    if indexed:
+        size = GallerySize(subjects, considered)
+        with timed_inference("fingerprint", "match-1:N-indexed"):
+            hits = search.search(rt, identity.account_id, probe.minutiae, finger, top_k) if considered else []
+        ranked = [(h["score"], h["subject"], h["finger"], h["template_id"]) for h in hits]
+    else:
+        gallery = gallery_of(state_of(rt).galleries, rt.sessions, identity.account_id)
+        meta = gallery.entries
+        chosen = [i for i, m in enumerate(meta) if finger is None or m.finger == finger]
+        considered = len(chosen)
+        size = GallerySize(len({meta[i].subject for i in chosen}), considered)
+        with timed_inference("fingerprint", "match-1:N"):
+            scores = gallery.packed.scores(probe.minutiae) if chosen else np.zeros(0)
+        ranked = [(float(scores[i]), meta[i].subject, meta[i].finger, meta[i].template_id) for i in chosen]
+    decision = calibration.decide(fpir, max(1, considered), ext)
+    best: dict[tuple[str, int], tuple[float, str]] = {}
+    for sc, subject, fing, template_id in ranked:
+        key = (subject, fing)
+        if key not in best or sc > best[key][0]:
+            best[key] = (sc, template_id)
+    order = sorted(best.items(), key=lambda kv: -kv[1][0])
+    candidates = [Candidate(subject, fing, template_id, round(sc, 3), calibration.fmr_of(sc, ext))
+                  for (subject, fing), (sc, template_id) in order if sc >= decision.threshold][:top_k]
     return IdentifyResult(candidates, fpir, fpir, round(decision.threshold, 3), decision.per_comparison_fmr,
-                          decision.extrapolated, size, len(considered), probe.quality)
+                          decision.extrapolated, size, considered, probe.quality)
