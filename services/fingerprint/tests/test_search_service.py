@@ -92,9 +92,15 @@ def test_finger_filter_inside_the_shard_search(service, real):
     right = _identify(rt, real[(f, 3)], finger=_finger_of(f))
     assert right.candidates and right.candidates[0].subject == f"s{f}"
     assert right.searched == 1020 - _count_other_finger(rt, _finger_of(f))
+    # filtered to the other finger: only that finger's templates are searched, and the mate is not among them
+    # (at FPIR 0.5 impostors may or may not pass the conservative threshold: any that do have that finger)
     wrong = _identify(rt, real[(f, 3)], finger=3 - _finger_of(f), top_k=20, fpir=0.5)
-    assert wrong.candidates and all(c.finger == 3 - _finger_of(f) for c in wrong.candidates)
+    assert wrong.searched == 1020 - _count_other_finger(rt, 3 - _finger_of(f))
+    assert all(c.finger == 3 - _finger_of(f) for c in wrong.candidates)
     assert f"s{f}" not in {c.subject for c in wrong.candidates}
+    g = f + 1  # a real finger enrolled as the other finger is found under that filter
+    other = _identify(rt, real[(g, 3)], finger=_finger_of(g))
+    assert other.candidates and other.candidates[0].subject == f"s{g}" and other.candidates[0].finger == _finger_of(g)
 
 
 def _count_other_finger(rt, finger: int) -> int:
