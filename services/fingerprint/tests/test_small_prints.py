@@ -131,3 +131,21 @@ def test_cropped_captures_of_the_same_finger_match(gray_of):
     assert matcher.score(tpl[104, 1], tpl[104, 2]) > thr
     assert matcher.score(tpl[101, 1], tpl[104, 2]) < thr
     assert matcher.score(tpl[104, 1], tpl[101, 2]) < thr
+
+
+def _core(m: np.ndarray, n: int) -> np.ndarray:
+    """The n minutiae nearest the template's median position (a very small print)."""
+    d = np.hypot(*(m[:, :2] - np.median(m[:, :2], axis=0)).T)
+    return m[np.argsort(d, kind="stable")[:n]]
+
+
+def test_few_minutiae_in_the_common_area_are_not_diluted(extracted):
+    """The score divides by the minutiae actually in the common area down to MIN_OVERLAP (5), not by a
+    larger floor: a print of 7 minutiae matched against itself, turned and moved, scores about what a
+    full print does (a floor of 10 would halve it)."""
+    m = extracted(f"{DB1}/103_1.tif").minutiae
+    full = matcher.score(m, _moved(m, 20, 30, 10))
+    core = _core(m, 7)
+    small = matcher.score(core, _moved(core, 20, 30, 10))
+    assert len(core) == 7 < 10 and matcher.MIN_OVERLAP <= 7
+    assert small > 0.8 * full, (small, full)
