@@ -47,22 +47,33 @@ def matrix(vectors: Sequence[bytes]) -> np.ndarray:
     return np.frombuffer(b"".join(vectors), "<f4").reshape(len(vectors), -1)
 
 
+def by_id(s: Session, embedding_ids: list[str], event_id: str, model: Model, *columns: Any) -> list[Any]:
+    """Rows of the given ids (``columns`` of them, id first) that belong to the event and model. Only the
+    ids are in the WHERE: with the event in it too SQLite plans the (event_id, person_id) index and scans
+    the whole event (8 ms for 32 ids out of 5,000) instead of 32 primary-key lookups (0.2 ms)."""
+    rows: list[Any] = []
+    for at in range(0, len(embedding_ids), FETCH_BATCH):
+        rows += s.execute(select(FaceEmbedding.id, *columns, FaceEmbedding.event_id, FaceEmbedding.model,
+                                 FaceEmbedding.model_version)
+                          .where(FaceEmbedding.id.in_(embedding_ids[at:at + FETCH_BATCH]))).all()
+    return [r for r in rows if (r[-3], (r[-2], r[-1])) == (event_id, model)]
+
+
 class DbVectors:
     """The index's ``VectorSource``: candidates' embeddings from the database, in the caller's session."""
 
     def __init__(self, s: Session, event_id: str, model: Model) -> None:
-        self.s, self.where = s, _of(event_id, model)
+        self.s, self.event_id, self.model = s, event_id, model
 
     def fetch(self, embedding_ids: list[str]) -> tuple[list[str], list[str], np.ndarray]:
-        rows: list[Any] = []
-        for at in range(0, len(embedding_ids), FETCH_BATCH):
-            rows += self.s.execute(select(FaceEmbedding.id, FaceEmbedding.person_id, FaceEmbedding.vector).where(
-                FaceEmbedding.id.in_(embedding_ids[at:at + FETCH_BATCH]), *self.where)).all()
+        rows = by_id(self.s, embedding_ids, self.event_id, self.model, FaceEmbedding.person_id, FaceEmbedding.vector)
         return [r[0] for r in rows], [r[1] for r in rows], matrix([r[2] for r in rows])
 
     def person(self, person_id: str) -> tuple[list[str], np.ndarray]:
-        rows = self.s.execute(select(FaceEmbedding.id, FaceEmbedding.vector).where(
-            FaceEmbedding.person_id == person_id, *self.where)).all()
+        rows = self.s.execute(select(FaceEmbedding.id, FaceEmbedding.vector, FaceEmbedding.event_id,
+                                     FaceEmbedding.model, FaceEmbedding.model_version)
+                              .where(FaceEmbedding.person_id == person_id)).all()  # the person_id index
+        rows = [r for r in rows if (r[2], (r[3], r[4])) == (self.event_id, self.model)]
         return [r[0] for r in rows], matrix([r[1] for r in rows])
 
 
@@ -94,8 +105,7 @@ def catch_up(s: Session, index: AnnIndex, event_id: str, model: Model, version: 
     missing = [m.decode() for m in np.setdiff1d(stored, have, assume_unique=True)]
     chunks = []
     for at in range(0, len(missing), FETCH_BATCH):
-        rows = s.execute(select(FaceEmbedding.id, FaceEmbedding.vector).where(
-            FaceEmbedding.id.in_(missing[at:at + FETCH_BATCH]), *_of(event_id, model))).all()
+        rows = by_id(s, missing[at:at + FETCH_BATCH], event_id, model, FaceEmbedding.vector)
         chunks.append(([r[0] for r in rows], matrix([r[1] for r in rows])))
     with index.lock:  # the set now equals the rows read, which are at least as new as ``version``
         removed = index.remove(g.decode() for g in gone)
