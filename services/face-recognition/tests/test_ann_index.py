@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from bio_face_recognition.engine.ann_index import AnnIndex, AnnSettings, IndexUnavailable
+from bio_face_recognition.engine.ann_index import AnnIndex, IndexUnavailable
 from bio_face_recognition.engine.gallery import Gallery
 from bio_shared.crypto import Envelope, KeyRing, LocalKek, is_sealed
 from bio_shared.storage import BlobStore

@@ -110,8 +110,9 @@ class EventGalleries:
         old = cached[1] if cached else None
         if isinstance(old, AnnEntry) and old.model == model:
             if old.index.version >= event.version:  # this process applied the change itself
-                return old
-            live, removed = ann.catch_up(s, old.index, event.id, model, event.version)
+                live, removed = len(old.index), 0
+            else:
+                live, removed = ann.catch_up(s, old.index, event.id, model, event.version)
             if live >= self.exact_below // 2:
                 self._persist(old, erase=removed > 0)
                 return old
