@@ -166,3 +166,43 @@ def test_an_event_that_shrinks_goes_back_to_the_exact_matrix(api, start, photos)
     assert res["faces"][0]["match"]["person_id"] == ids[0] and res["gallery_size"]["embeddings"] == 1
     assert not isinstance(face_state(svc.rt).galleries.cache.peek(eid)[1], AnnEntry)
     assert not [p for p in Path(svc.rt.blobs.root).rglob("*") if "face-index" in p.parts and p.is_file()]
+
+
+def test_maintenance_persists_unsaved_changes_and_rebuilds_an_outgrown_index(api, start, photos):
+    svc = start(exact_search_below=3, ann_snapshot_every=1000)
+    eid = api.create_event(svc)["id"]
+    for n in ("obama_a", "hopkins_a", "clapton_a"):
+        api.enroll(svc, eid, n, photos[n])
+    api.identify(svc, eid, photos["obama_b"], store_unknowns=False)  # built (flat: three embeddings), persisted
+    galleries = face_state(svc.rt).galleries
+    kit = api.enroll(svc, eid, "kit", photos["kit"])  # applied in memory, not persisted yet (1 < 1000)
+    assert _index(svc, eid).index.changes == 1
+    assert galleries.maintain(svc.rt.sessions) == {"saved": 1, "rebuilt": 0}
+    other = start(exact_search_below=3)
+    assert api.identify(other, eid, photos["kit"], store_unknowns=False)["faces"][0]["match"]["person_id"] == kit["id"]
+    assert face_state(other.rt).galleries.loads == 1 and _index(other, eid).index.changes == 0  # no catch-up needed
+    _filler(svc, eid, n=4000)  # the flat index outgrows itself
+    api.identify(svc, eid, photos["obama_b"], store_unknowns=False)
+    assert not _index(svc, eid).index.approximate and _index(svc, eid).index.rebuild_due
+    assert galleries.maintain(svc.rt.sessions) == {"saved": 0, "rebuilt": 1}
+    index = _index(svc, eid).index
+    assert index.approximate and len(index) == 4004 and not index.rebuild_due
+    res = api.identify(svc, eid, photos["kit"], store_unknowns=False)
+    assert res["faces"][0]["match"]["person_id"] == kit["id"]
+
+
+def test_id_diff_is_exact_whatever_the_ids():
+    """The catch-up's id diff: the fast path (64-bit keys of uuid hex) and the fallback agree with sets."""
+    from bio_face_recognition.service.ann import diff
+
+    rng = np.random.default_rng(5)
+    have = np.asarray([new_id() for _ in range(3000)], "S32")
+    stored = np.concatenate([rng.permutation(have)[40:], np.asarray([new_id() for _ in range(25)], "S32")])
+    same_key = [b"0" * 16 + b"a" * 16, b"0" * 16 + b"b" * 16]  # equal first 64 bits, different ids
+    cases = [(have, stored), (np.append(have, same_key[0]), np.append(stored, same_key[1])),
+             (np.append(have, [b"e1", b"e2"]), np.append(stored, b"e2")),  # not hex: the fallback
+             (np.append(have, same_key), stored), (have[:0], stored), (have, stored[:0])]
+    for a, b in cases:
+        gone, missing = diff(a, b)
+        assert set(gone.tolist()) == set(a.tolist()) - set(b.tolist())
+        assert set(missing.tolist()) == set(b.tolist()) - set(a.tolist())

@@ -71,6 +71,10 @@ class IndexUnavailable(RuntimeError):
     """No usable persisted index (missing, corrupt, or of another format)."""
 
 
+class IndexMissing(IndexUnavailable):
+    """None was persisted (yet)."""
+
+
 @dataclass(frozen=True)
 class AnnSettings:
     flat_below: int = 1_000  # IVF lists trained on fewer vectors are noise: exact flat index below this
@@ -266,7 +270,7 @@ class AnnIndex:
         try:
             manifest = _manifest_or_none(store, prefix, strict=True)
             if manifest is None:
-                raise IndexUnavailable(f"no index under {prefix}")
+                raise IndexMissing(f"no index under {prefix}")
             if manifest.get("format") != FORMAT:
                 raise IndexUnavailable(f"index of format {manifest.get('format')!r}")
             out = cls(settings, int(manifest["dim"]))

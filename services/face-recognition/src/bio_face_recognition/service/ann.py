@@ -92,6 +92,44 @@ def stream(s: Session, event_id: str, model: Model) -> Iterator[Chunk]:
         yield [r[0] for r in part], matrix([r[1] for r in part])
 
 
+_NIBBLE = np.full(256, 255, np.uint8)
+_NIBBLE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
+_NIBBLE[np.frombuffer(b"abcdef", np.uint8)] = np.arange(10, 16)
+
+
+def _keys(ids: np.ndarray) -> np.ndarray | None:
+    """uint64 of each id's first 16 hex digits (uuid4 hex: 64 random bits), or None if an id is not hex."""
+    nibbles = _NIBBLE[np.ascontiguousarray(ids, "S32").view(np.uint8).reshape(-1, 32)[:, :16]]
+    if (nibbles == 255).any():
+        return None
+    packed = np.ascontiguousarray((nibbles[:, 0::2] << 4) | nibbles[:, 1::2])  # 8 bytes per id
+    return packed.view(">u8").ravel().astype(np.uint64)
+
+
+def diff(have: np.ndarray, stored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(have - stored, stored - have)`` of two unique id arrays (S32). Sorting 1M strings costs seconds
+    (np.setdiff1d: 3.7 s); their 64-bit keys sort in a tenth of that, and a match of keys counts only when
+    the full ids match too. Ids that are not hex, or keys that repeat, take Python sets instead."""
+    ka, kb = _keys(have), _keys(stored)
+    if ka is not None and kb is not None and len(kb):
+        oa, ob = np.argsort(ka), np.argsort(kb)
+        sa, sb = ka[oa], kb[ob]
+        if not ((sa[1:] == sa[:-1]).any() or (sb[1:] == sb[:-1]).any()):
+            return _diff_sorted(have, stored, oa, ob, sa, sb)
+    a, b = set(have.tolist()), set(stored.tolist())
+    return np.asarray(sorted(a - b), "S32"), np.asarray(sorted(b - a), "S32")
+
+
+def _diff_sorted(have: np.ndarray, stored: np.ndarray, oa: np.ndarray, ob: np.ndarray, sa: np.ndarray,
+                 sb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    pos = np.minimum(np.searchsorted(sb, sa), len(sb) - 1)
+    same = sb[pos] == sa
+    same[same] = have[oa[same]] == stored[ob[pos[same]]]
+    found = np.zeros(len(stored), bool)
+    found[ob[pos[same]]] = True
+    return have[oa[~same]], stored[~found]
+
+
 def build(s: Session, event_id: str, model: Model, version: int, settings: AnnSettings) -> AnnIndex:
     """A fresh index of the event at (at least) ``version``, read after the caller read that version."""
     return AnnIndex.build(stream(s, event_id, model), version, settings, size_hint=count(s, event_id, model))
@@ -100,9 +138,8 @@ def build(s: Session, event_id: str, model: Model, version: int, settings: AnnSe
 def catch_up(s: Session, index: AnnIndex, event_id: str, model: Model, version: int) -> tuple[int, int]:
     """Bring ``index`` to ``version`` by diffing id sets; returns (live embeddings, embeddings removed)."""
     stored = np.asarray(s.scalars(select(FaceEmbedding.id).where(*_of(event_id, model))).all(), "S32")
-    have = index.live_ids()
-    gone = np.setdiff1d(have, stored, assume_unique=True)
-    missing = [m.decode() for m in np.setdiff1d(stored, have, assume_unique=True)]
+    gone, missing_ids = diff(index.live_ids(), stored)
+    missing = [m.decode() for m in missing_ids]
     chunks = []
     for at in range(0, len(missing), FETCH_BATCH):
         rows = by_id(s, missing[at:at + FETCH_BATCH], event_id, model, FaceEmbedding.vector)

@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bio_face_recognition.engine.ann_index import AnnIndex, AnnSettings, BlobStore, IndexUnavailable
+from bio_face_recognition.engine.ann_index import AnnIndex, AnnSettings, BlobStore, IndexMissing, IndexUnavailable
 from bio_face_recognition.engine.gallery import Candidate, Gallery
 from bio_face_recognition.models import FaceEmbedding, FaceEvent
 from bio_face_recognition.service import ann
@@ -126,13 +126,15 @@ class EventGalleries:
         prefix = ann.index_prefix(event.owner_id, event.id, model)
         try:
             if self.store is None:
-                raise IndexUnavailable("no blob store attached")
+                raise IndexMissing("no blob store attached")
             index = AnnIndex.load(self.store, prefix, self.ann_settings)
             entry = AnnEntry(index, model, prefix)
             if index.version < event.version:
                 _, removed = ann.catch_up(s, index, event.id, model, event.version)
                 self._persist(entry, erase=removed > 0)
             return entry
+        except IndexMissing:
+            log.info("building the face index of event %s from the database", event.id)
         except IndexUnavailable as exc:
             log.warning("face index of event %s: %s; rebuilding it from the database", event.id, exc)
         entry = AnnEntry(ann.build(s, event.id, model, event.version, self.ann_settings), model, prefix)
