@@ -25,6 +25,8 @@ platform's seals every blob: the codes are biometric data too). ``load`` reads t
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import math
 import threading
@@ -290,6 +292,8 @@ class AnnIndex:
             if len(out.embedding_ids) != rows or int(out.alive.sum()) != out.index.ntotal or out.index.d != out.dim:
                 raise IndexUnavailable("index and id table disagree")
             out.version, out.trained_on = int(manifest["version"]), int(manifest.get("trained_on", 0))
+            del table
+            _trim_heap()
             return out
         except IndexUnavailable:
             raise
@@ -302,6 +306,19 @@ class AnnIndex:
         manifest = _manifest_or_none(store, prefix)
         keys = [*_keys(manifest), *manifest.get("previous", [])] if manifest else []
         return sum(store.delete(k) for k in [*keys, f"{prefix}/{MANIFEST}"])
+
+
+def _trim_heap() -> None:
+    """Give the load's freed buffers (sealed and opened parts, two copies of the index) back to the system:
+    glibc keeps freed blocks below its mmap threshold (up to 32 MB) on the heap, which would stay in
+    the process's resident set."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        if libc is not None and hasattr(libc, "malloc_trim"):
+            libc.malloc_trim(0)
+    except OSError:
+        pass
 
 
 def _keys(manifest: dict[str, Any] | None) -> list[str]:
