@@ -62,13 +62,28 @@ class GalleryCache(Generic[V]):
                 return value  # type: ignore[return-value]
             self._count("reload" if stale else "miss")
             loaded = refresh(value) if stale and refresh is not None else load()  # type: ignore[arg-type]  # stale: a V
-            with self._lock:
-                self._entries[key] = (version, loaded)
-                self._entries.move_to_end(key)
-                while len(self._entries) > self.max_entries:
-                    evicted, _ = self._entries.popitem(last=False)
-                    self._key_locks.pop(evicted, None)
+            self.put(key, version, loaded)
             return loaded
+
+    def peek(self, key: str) -> tuple[int | str, V] | None:
+        """The cached ``(version, value)`` whatever its version (a loader that updates an old value in
+        place, e.g. an index caught up to the new version, starts from it); not counted, not reordered."""
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key: str, version: int | str, value: V) -> None:
+        """Store a value the caller brought to ``version`` itself (e.g. by applying its own committed change)."""
+        with self._lock:
+            self._entries[key] = (version, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                evicted, _ = self._entries.popitem(last=False)
+                self._key_locks.pop(evicted, None)
+
+    def items(self) -> list[tuple[str, int | str, V]]:
+        """A snapshot of ``(key, version, value)`` (maintenance over every cached value)."""
+        with self._lock:
+            return [(k, version, value) for k, (version, value) in self._entries.items()]
 
     def invalidate(self, key: str) -> None:
         with self._lock:

@@ -113,7 +113,8 @@ def bench_cmd(args: argparse.Namespace, settings: Any) -> None:
 def bench_search_cmd(args: argparse.Namespace, settings: Any) -> None:
     from bio_face_recognition.bench_search import run
 
-    report = run(args.size, Path(args.work), Path(args.data_dir or settings.data_dir), args.nprobe)
+    report = run(args.size, Path(args.work), Path(args.data_dir or settings.data_dir), args.nprobe,
+                 repeat=args.repeat)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -152,8 +153,9 @@ def extra(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench-search", help="1:N search at scale: approximate index vs exact (synthetic gallery)")
     p.add_argument("--size", type=int, required=True, help="gallery embeddings")
     p.add_argument("--json", help="write the report here")
-    p.add_argument("--work", default="/tmp/bio-bench-search", help="blob store folder for the index")
+    p.add_argument("--work", default="/tmp/bio-bench-search", help="scratch folder of the bench's database and blob store")
     p.add_argument("--nprobe", type=int, help="IVF lists per probe (default: tuned on a separate probe set)")
+    p.add_argument("--repeat", type=int, default=1, help="query phases (fresh processes) to take medians over")
     p.add_argument("--data-dir")
     p.set_defaults(handler=bench_search_cmd)
 

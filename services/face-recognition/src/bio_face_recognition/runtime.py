@@ -1,4 +1,5 @@
-"""What a face recognition process holds besides the shared runtime: its models, its gallery cache and the
+"""What a face recognition process holds besides the shared runtime: its models, its gallery cache (exact
+matrices and approximate indexes) and the
 platform's distance-to-confidence mapping, as one typed object (``rt.state``, read with ``face_state``)."""
 
 from __future__ import annotations
@@ -7,6 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import cast
 
+from bio_face_recognition.engine.ann_index import AnnSettings
 from bio_face_recognition.engine.models import MODEL_ID
 from bio_face_recognition.engine.pipeline import FacePipeline
 from bio_face_recognition.service.galleries import EventGalleries
@@ -46,8 +48,10 @@ class FaceState:
 
 
 def new_state(settings: FaceRecognitionSettings) -> FaceState:
-    return FaceState(settings=settings, galleries=EventGalleries(settings.gallery_cache_events, NAME),
-                     calibration=load_calibration(MODEL_ID.name))
+    ann = AnnSettings(rerank=settings.ann_rerank, probe_share=settings.ann_probe_share)
+    galleries = EventGalleries(settings.gallery_cache_events, NAME, exact_below=settings.exact_search_below,
+                               ann_settings=ann, snapshot_every=settings.ann_snapshot_every)
+    return FaceState(settings=settings, galleries=galleries, calibration=load_calibration(MODEL_ID.name))
 
 
 def face_state(rt: ServiceRuntime) -> FaceState:

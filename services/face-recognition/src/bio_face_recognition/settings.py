@@ -31,3 +31,12 @@ class FaceRecognitionSettings(CommonSettings):
     # cached embedding matrices per process (least recently used event dropped first; 100,000 people = 50 MB)
     gallery_cache_events: int = Field(32, ge=1, le=10_000)
     unknown_purge_interval_s: float = Field(600.0, gt=0)
+    # 1:N search: the exact matrix for events with fewer embeddings, the approximate index (faiss IVF-SQ8,
+    # exact re-ranking on the stored embeddings) from here on; an index is kept until half this size
+    exact_search_below: int = Field(20_000, ge=1)
+    ann_rerank: int = Field(32, ge=1, le=1000, description="index candidates re-scored on the stored embeddings")
+    ann_probe_share: float = Field(0.2, gt=0, le=1, description="share of the IVF lists scanned per probe")
+    ann_snapshot_every: int = Field(1000, ge=1, description="changes to an index before it is persisted "
+                                    "again (the maintenance loop also persists any changed index)")
+    ann_maintenance_interval_s: float = Field(300.0, gt=0, description="how often changed indexes are "
+                                              "persisted and outgrown ones rebuilt")

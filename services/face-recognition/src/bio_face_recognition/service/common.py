@@ -64,10 +64,12 @@ def get_person(s: Session, owner: str, event_id: str, person_id: str) -> Person:
     return person
 
 
-def bump(s: Session, event_id: str) -> None:
-    """Every change to an event's people or images bumps its version (the gallery caches' check)."""
+def bump(s: Session, event_id: str) -> int:
+    """Every change to an event's people or images bumps its version (the gallery caches' check); returns
+    the new version (this transaction's own write, so one step past the version it changed)."""
     s.execute(update(FaceEvent).where(FaceEvent.id == event_id)
               .values(version=FaceEvent.version + 1, updated_at=utcnow()))
+    return int(s.scalar(select(FaceEvent.version).where(FaceEvent.id == event_id)) or 0)
 
 
 def delete_blobs(rt: ServiceRuntime, keys: Iterable[str]) -> int:

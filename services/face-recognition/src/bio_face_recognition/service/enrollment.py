@@ -213,8 +213,7 @@ def enroll(rt: ServiceRuntime, owner: str, event_id: str, uploads: list[Upload],
                 raise DuplicatePerson(details={"matches": warnings})
             person = _person_for(s, owner, event_id, name, person_id)
             added = _write(rt, s, owner, p, person, source, keys)
-            if added:
-                bump(s, event_id)
+            version = bump(s, event_id) if added else None
             s.flush()
             result = with_images(s, person, added=added, warnings=warnings, skipped=p.skipped)
     except IntegrityError as exc:
@@ -223,4 +222,6 @@ def enroll(rt: ServiceRuntime, owner: str, event_id: str, uploads: list[Upload],
     except BaseException:
         delete_blobs(rt, keys)
         raise
+    if version is not None:  # committed: this process's index takes the new embeddings at once
+        state.galleries.apply(event_id, state.model, version, [(e.id, e.vector) for e in added])
     return result

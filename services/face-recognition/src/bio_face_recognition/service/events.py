@@ -109,7 +109,8 @@ def delete_event(rt: ServiceRuntime, owner: str, event_id: str) -> dict[str, int
             UnknownFace.event_id == event.id)).rowcount
         s.delete(event)
     counts["blobs"] = delete_blobs(rt, keys + ukeys)
-    face_state(rt).galleries.drop(event_id)
+    state = face_state(rt)
+    state.galleries.drop(event_id, owner, state.model)  # and its persisted index
     return counts
 
 
@@ -119,5 +120,7 @@ def reset_event(rt: ServiceRuntime, owner: str, event_id: str) -> tuple[dict[str
         event = get_event(s, owner, event_id)
         counts, keys = delete_people_rows(s, event.id)
         bump(s, event.id)
+    state = face_state(rt)
+    state.galleries.drop(event_id, owner, state.model)  # nobody left: no index, in memory or persisted
     counts["blobs"] = delete_blobs(rt, keys)
     return counts, read_event(rt, owner, event_id)

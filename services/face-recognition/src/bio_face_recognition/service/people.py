@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from bio_face_recognition.exceptions import ImageNotFound, ImageNotKept, PersonNameTaken
 from bio_face_recognition.models import FaceEmbedding, Person
+from bio_face_recognition.runtime import face_state
 from bio_face_recognition.service.common import With, bump, delete_blobs, get_event, get_person, valid_id
 from bio_face_recognition.service.events import delete_people_rows
 from bio_shared.db import session_scope, utcnow
@@ -62,10 +63,27 @@ def delete_person(rt: ServiceRuntime, owner: str, event_id: str, person_id: str)
     with session_scope(rt.sessions) as s:
         get_event(s, owner, event_id)
         get_person(s, owner, event_id, person_id)
+        gone = _embeddings(s, person_id)
         counts, keys = delete_people_rows(s, event_id, person_id)
-        bump(s, event_id)
+        version = bump(s, event_id)
+    _removed(rt, event_id, version, gone)
     counts["blobs"] = delete_blobs(rt, keys)
     return counts
+
+
+def _embeddings(s: Session, person_id: str) -> dict[tuple[str, str], list[str]]:
+    """The person's embedding ids by model (about to be deleted)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for eid, model, version in s.execute(select(FaceEmbedding.id, FaceEmbedding.model, FaceEmbedding.model_version)
+                                         .where(FaceEmbedding.person_id == person_id)):
+        out.setdefault((model, version), []).append(eid)
+    return out
+
+
+def _removed(rt: ServiceRuntime, event_id: str, version: int, gone: dict[tuple[str, str], list[str]]) -> None:
+    """Committed deletions leave this process's index at once (and its persisted snapshot)."""
+    for model, ids in gone.items():
+        face_state(rt).galleries.apply(event_id, model, version, removed=ids)
 
 
 def _image(s: Session, owner: str, event_id: str, person_id: str, image_id: str) -> FaceEmbedding:
@@ -82,9 +100,10 @@ def _image(s: Session, owner: str, event_id: str, person_id: str, image_id: str)
 def delete_image(rt: ServiceRuntime, owner: str, event_id: str, person_id: str, image_id: str) -> dict[str, int]:
     with session_scope(rt.sessions) as s:
         emb = _image(s, owner, event_id, person_id, image_id)
-        key = emb.image_key
+        key, gone = emb.image_key, {(emb.model, emb.model_version): [emb.id]}
         s.delete(emb)
-        bump(s, event_id)
+        version = bump(s, event_id)
+    _removed(rt, event_id, version, gone)
     return {"images": 1, "blobs": delete_blobs(rt, [key] if key else [])}
 
 

@@ -110,6 +110,7 @@ def identify(rt: ServiceRuntime, owner: str, event_id: str, data: bytes, *, thre
         timings["search_ms"] = (time.perf_counter() - t) * 1e3
         ids = {c.person_id for cands in results for c in cands}
         names = dict(s.execute(select(Person.id, Person.name).where(Person.id.in_(ids))).all()) if ids else {}
+        size = {"people": gallery.person_count, "embeddings": len(gallery)}
     views = [_face_view(state, f, cands, names, threshold) for f, cands in zip(faces, results, strict=True)]
     if store_unknowns and event.unknown_retention_s > 0:
         strangers = [(v, f, cands[0] if cands else None)
@@ -118,8 +119,7 @@ def identify(rt: ServiceRuntime, owner: str, event_id: str, data: bytes, *, thre
             _store_unknowns(rt, owner, event, decoded.pixels, strangers)
     purge_expired(rt, owner=owner, event_id=event_id)
     timings["total_ms"] = (time.perf_counter() - t0) * 1e3
-    return Identified(event_id, threshold, k, state.model[0], state.model[1],
-                      {"people": gallery.person_count, "embeddings": len(gallery)}, views,
+    return Identified(event_id, threshold, k, state.model[0], state.model[1], size, views,
                       {name: round(v, 2) for name, v in timings.items()})
 
 
@@ -157,8 +157,7 @@ def verify(rt: ServiceRuntime, owner: str, event_id: str, person_id: str, data: 
     face = max(faces, key=lambda f: f.area)
     with rt.sessions() as s:
         event = get_event(s, owner, event_id)
-        gallery = state.galleries.get(s, event, state.model)
-    dists = gallery.distances_to(face.vector, person_id)
+        dists = state.galleries.get(s, event, state.model).distances_to(face.vector, person_id)
     if len(dists) == 0:
         raise PersonHasNoEmbeddings()
     threshold = event.threshold if threshold is None else threshold

@@ -86,16 +86,19 @@ def confirm_unknown(rt: ServiceRuntime, owner: str, event_id: str, unknown_id: s
                 s.add(person)
                 s.flush()
             keep = event.keep_images and u.crop_key
-            s.add(FaceEmbedding(id=new_id(), owner_id=owner, event_id=event_id, person_id=person.id, vector=u.vector,
+            emb = FaceEmbedding(id=new_id(), owner_id=owner, event_id=event_id, person_id=person.id, vector=u.vector,
                                 model=u.model, model_version=u.model_version, box=None, quality=u.quality,
-                                image_key=u.crop_key if keep else None, source=f"unknown:{u.id}", created_at=now))
+                                image_key=u.crop_key if keep else None, source=f"unknown:{u.id}", created_at=now)
+            s.add(emb)
             drop_key = None if keep else u.crop_key
             s.delete(u)
-            bump(s, event_id)
+            version = bump(s, event_id)
             s.flush()
             result = with_images(s, person)
+            model, added = (emb.model, emb.model_version), [(emb.id, emb.vector)]
     except IntegrityError as exc:
         raise PersonNameTaken(f"a person named {name!r} already exists in this event") from exc
+    face_state(rt).galleries.apply(event_id, model, version, added)
     if drop_key:
         delete_blobs(rt, [drop_key])
     return result
