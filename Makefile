@@ -101,6 +101,8 @@ bench: $(VENV)/.test-installed test-tools
 	done
 	$(BIN)/bio-fingerprint bench-search --size 10000 --shards 2 --json reports/search/fingerprint-10000.json
 	$(BIN)/bio-fingerprint bench-search --size 100000 --shards 1 --probes 100 --json reports/search/fingerprint-100000.json
+	# the same gallery with half-size re-acquired probes: the prefilter's losses on partial prints
+	$(BIN)/bio-fingerprint bench-search --size 10000 --shards 1 --probe-keep 0.5 --json reports/search/fingerprint-10000-partial.json
 
 clean:
 	rm -rf $(VENV) var reports .pytest_cache .mypy_cache

@@ -4,7 +4,9 @@ Gallery: the first impression of every real finger (FVC2002 DB1_B, DB2_B, pyfnpr
 extracted by the service pipeline, cached) plus synthetic templates made from the real ones' minutiae
 (``engine/synthetic.py``: new fingers by chimera + mirror + strong warp, each acquired by rotation,
 translation, cropping and mild elastic distortion). Probes: the real fingers' other impressions,
-whose mates are in the gallery.
+whose mates are in the gallery; with ``--probe-keep F`` each probe is re-acquired as a partial print
+(``synthetic.impression``: rotated, moved, mildly distorted and cut to a window of about F of its extent in
+x and y), so the curve has misses to show (real probes against this gallery are all found at 0.5 %).
 
 Figures: ``hit_rate`` = share of probes whose mate is the two-stage search's rank 1;
 ``hit_rate_exhaustive`` = the same with every template matched; both from the same full-match scores,
@@ -135,8 +137,8 @@ def _rss() -> int:
 
 
 def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05, probes: int = 0,
-        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search"), positions_from: str = "default"
-        ) -> dict:
+        timed: int = 40, seed: int = 0, work: Path = Path("/tmp/bio-bench-search"), positions_from: str = "default",
+        probe_keep: float = 0.0) -> dict:
     os.environ.setdefault("NUMBA_NUM_THREADS", "1")
     real, fingers = real_templates(data_dir, work / "fp_real_templates.npz")
     t = time.perf_counter()
@@ -146,6 +148,8 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
     if probes and probes < len(probe_t):  # a fixed random subset for the exhaustive reference
         keep = np.sort(rng.choice(len(probe_t), probes, replace=False))
         probe_t, mates = [probe_t[i] for i in keep], [mates[i] for i in keep]
+    if probe_keep:
+        probe_t = [synthetic.impression(p, rng, keep=(probe_keep, probe_keep)) for p in probe_t]
     rss0 = _rss()
     t = time.perf_counter()
     # "default": the service's positions (every bit inside the cylinder radius eligible); "sample": chosen
@@ -186,6 +190,7 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
     impostors = {name: {f"p{q}": round(float(np.percentile(np.concatenate(v), q)), 2) for q in (50, 99, 99.9)}
                  for name, v in (("real", imp_real), ("synthetic", imp_syn))}
     return {"size": size, "shards": shards, "penetration": penetration, "positions": positions_from,
+            "probe_keep": probe_keep or None,
             "lsh": {"functions": int(positions.shape[0]), "bits": int(positions.shape[1])}, **timing,
             "hit_rate": round(float(np.mean(operating)), 4), "hit_rate_exhaustive": round(float(np.mean(exhaustive)), 4),
             "probes": len(prepared), "timed_probes": len(prepared[:timed]),
@@ -215,7 +220,8 @@ def _cli(args, settings) -> None:
 
     data_dir = Path(os.environ.get("BIOMETRICS_DATA_DIR") or getattr(settings, "data_dir", None) or "../shared/data")
     report = run(args.size, data_dir, shards=args.shards, penetration=args.penetration, probes=args.probes,
-                 timed=args.timed, work=Path(args.work), positions_from=args.positions)
+                 timed=args.timed, work=Path(args.work), positions_from=args.positions,
+                 probe_keep=args.probe_keep)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
@@ -234,5 +240,7 @@ def add_parser(sub) -> None:
     p.add_argument("--work", default="/tmp/bio-bench-search", help="cache folder (extracted real templates)")
     p.add_argument("--positions", choices=["default", "sample"], default="default",
                    help="LSH bit positions: the service's default ones, or chosen on the real templates")
+    p.add_argument("--probe-keep", type=float, default=0.0,
+                   help="re-acquire each probe as a partial print of about this share of its extent (0: as is)")
     p.add_argument("--json", help="write the report here")
     p.set_defaults(handler=_cli)
