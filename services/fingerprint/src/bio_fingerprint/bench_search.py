@@ -194,6 +194,7 @@ def run(size: int, data_dir: Path, *, shards: int = 1, penetration: float = 0.05
             "lsh": {"functions": int(positions.shape[0]), "bits": int(positions.shape[1])}, **timing,
             "hit_rate": round(float(np.mean(operating)), 4), "hit_rate_exhaustive": round(float(np.mean(exhaustive)), 4),
             "probes": len(prepared), "timed_probes": len(prepared[:timed]),
+            "probe_minutiae_mean": round(float(np.mean([len(p) for p in probe_t])), 2) if probe_t else 0.0,
             "memory_bytes": sum(p.nbytes for p in parts), "rss_growth_build": memory, "build_s": round(build_s, 1),
             "generate_s": round(generate_s, 1), "shard_sizes": [len(p) for p in parts],
             "curve": [{"penetration": p, "retrieval": round(float(pts[:, i, 0].mean()), 4),
