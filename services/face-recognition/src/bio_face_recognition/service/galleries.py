@@ -101,13 +101,13 @@ class EventGalleries:
 
     def get(self, session: Session, event: FaceEvent, model: Model) -> Searchable:
         value = self.cache.get(event.id, f"{event.version}:{model[0]}:{model[1]}",
-                               lambda: self._load(session, event, model))
+                               lambda: self._load(session, event, model, None),
+                               refresh=lambda old: self._load(session, event, model, old))
         return AnnView(value, session, event.id) if isinstance(value, AnnEntry) else value
 
-    def _load(self, s: Session, event: FaceEvent, model: Model) -> Gallery | AnnEntry:
+    def _load(self, s: Session, event: FaceEvent, model: Model, old: Gallery | AnnEntry | None) -> Gallery | AnnEntry:
+        """The event at its new version: ``old`` (the stale cached value) caught up when it is an index."""
         self.loads += 1
-        cached = self.cache.peek(event.id)
-        old = cached[1] if cached else None
         if isinstance(old, AnnEntry) and old.model == model:
             if old.index.version >= event.version:  # this process applied the change itself
                 live, removed = len(old.index), 0
