@@ -90,6 +90,7 @@ bench: $(VENV)/.test-installed test-tools
 	$(PIP) -c constraints.txt -e "services/fingerprint[bench]"  # NBIS baseline next to our matcher
 	$(BIN)/python tests/bench/gateway_overhead.py --out reports/gateway_overhead
 	$(BIN)/bio-fingerprint bench-decisions --json reports/fingerprint_decisions.json --cache var/bench-cache
+	$(BIN)/bio-fingerprint bench-threshold --json reports/fingerprint_threshold.json --cache var/bench-cache
 	@for cli in $(SERVICE_CLIS); do \
 	  if $(BIN)/$$cli bench --help >/dev/null 2>&1; then \
 	    echo "== $$cli bench"; $(BIN)/$$cli bench --out reports/$${cli#bio-} || exit 1; \

@@ -20,11 +20,14 @@ def test_every_set_says_whether_a_setting_was_chosen_on_it():
     for src in ("DB1_B", "DB2_B", "pyfnprint"):
         for kind in ("small", "tiny", "distorted"):
             s = by[f"{src}-{kind}"]
-            # the common-area floor was chosen on the seed-1 small and tiny sets, not on the distorted ones
-            assert s.source == src and s.kind == kind and s.tuned_on == (kind != "distorted") and s.note
-    assert by["DB1_B"].tuned_on and by["DB2_B"].tuned_on and not by["pyfnprint"].tuned_on
-    holdouts = [s for s in bench.DEV_SETS if s.seed != 1]
-    assert len(holdouts) == 6 and not any(s.tuned_on for s in holdouts)
+            # the common-area floor (seed-1 small / tiny) and LEADER's threshold (also full and distorted)
+            # were chosen on these
+            assert s.source == src and s.kind == kind and s.tuned_on and s.note
+    assert by["DB1_B"].tuned_on and by["DB2_B"].tuned_on and by["pyfnprint"].tuned_on
+    others = [s for s in bench.DEV_SETS if s.seed != 1]
+    assert len(others) == 30
+    assert all(s.tuned_on == (s.seed in bench.TUNING_SEEDS) and s.note for s in others)
+    assert {s.seed for s in others if not s.tuned_on} == set(bench.HOLDOUT_SEEDS)
 
 
 def test_report_lists_the_tuned_on_flag_command_and_rates(tmp_path):

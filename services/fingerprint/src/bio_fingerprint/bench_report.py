@@ -55,7 +55,9 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              "2,880 / 7,680). Transformed sets are made from the real prints (engine/devsets.py, seed 1): "
              "`small` = rotated and cropped to 55-70 % of the area, `tiny` = 38-52 % (about 20-30 LEADER minutiae "
              "per print, like smaller sensors), `distorted` = elastic distortion, rotation and contrast loss; "
-             "`-seed2` sets are the same transforms with another seed, made after every choice (pure hold-out).", "",
+             "`-seedN` sets are the same transforms with other seeds: seeds 3 and 4 (with seed 1, the full and the "
+             "distorted sets) chose LEADER's detection threshold (bench-threshold, leaving one family out); seeds "
+             "2, 5 and 6 were never used for a choice (pure hold-out).", "",
              "'tuned on it' = some matcher setting was chosen on this set. Settings added for small prints (the "
              "cylinder fusion) were chosen leaving one database family out (DB1_B, DB2_B, pyfnprint, each with "
              "its transformed sets): the folds holding out DB2_B and pyfnprint chose the shipped setting, the "

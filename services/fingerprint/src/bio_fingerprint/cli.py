@@ -8,6 +8,7 @@
   extraction / comparison / 1:N speed (bench.py).
 * ``bench-decisions [--json OUT]``: requested vs measured subject FMR and FPIR (bench_decisions.py).
 * ``bench-search --size N [--shards S] --json OUT``: two-stage indexed 1:N search, sharded (bench_search.py).
+* ``bench-threshold [--json OUT]``: LEADER's detection threshold chosen leaving one family out (bench_threshold.py).
 * ``shard-worker --shard I``: a Celery worker of shard I of the two-stage 1:N search (queue fingerprint-shard-I;
   one process, so the shard it loads stays in memory).
 * ``evaluate DIR [--json FILE] [--enhancement classic|learned]``: the FVC protocol on any folder with truth.csv.
@@ -123,8 +124,10 @@ def extra(sub: argparse._SubParsersAction) -> None:
     w.add_argument("--shard", type=int, required=True, help="0 .. BIO_FINGERPRINT_SHARDS - 1")
     w.set_defaults(handler=_shard_worker)
     from bio_fingerprint.bench_search import add_parser as add_bench_search
+    from bio_fingerprint.bench_threshold import add_parser as add_bench_threshold
 
     add_bench_search(sub)  # bench-search --size N [--shards S] --json OUT
+    add_bench_threshold(sub)  # bench-threshold --json OUT
 
 
 def _shard_worker(args: argparse.Namespace, settings: Any) -> None:

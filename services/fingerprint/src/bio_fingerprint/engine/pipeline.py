@@ -8,7 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bio_fingerprint.engine.enhance import Enhanced, EnhanceMethods, enhance, leader_minutiae
+from bio_fingerprint.engine.enhance import LEADER_THRESHOLD, Enhanced, EnhanceMethods, enhance, leader_minutiae
 from bio_fingerprint.engine.minutiae import coherence_map, extract_minutiae
 from bio_fingerprint.engine.preprocess import apply_steps, grayscale
 from bio_fingerprint.engine.template import Template
@@ -16,6 +16,10 @@ from bio_fingerprint.engine.template import Template
 EXTRACTORS = ("leader", "classic")
 
 MAX_SIDE = 1000  # larger uploads (e.g. 1000 dpi scans) are scaled to this before enhancement
+# LEADER minutiae at or above this confidence (percent) count as reliable for the quality score: the
+# template keeps less certain ones too (enhance.LEADER_THRESHOLD), which help matching but would make a
+# poor print look rich in minutiae. 60 is pyfing's own detection threshold.
+RELIABLE_LEADER_QUALITY = 60
 
 
 @dataclass
@@ -48,7 +52,7 @@ def assess_quality(e: Enhanced, minutiae: np.ndarray, dpi: int = 500) -> Quality
 
     * foreground: fingerprint area found by segmentation, relative to a 300x300 px plain impression at 500 dpi
     * clarity: mean orientation coherence of the ridges inside the foreground
-    * minutiae: reliable minutiae found, relative to 30
+    * minutiae: reliable minutiae found (the caller passes those), relative to 30
     """
     scale = (500.0 / dpi) ** 2
     fg_px = float((e.mask > 0).sum()) * scale
@@ -89,7 +93,7 @@ def assess_quality(e: Enhanced, minutiae: np.ndarray, dpi: int = 500) -> Quality
                            "minutiae": count}, reasons)
 
 
-def _leader_on_foreground(e: Enhanced, margin: int = 24) -> np.ndarray:
+def _leader_on_foreground(e: Enhanced, margin: int = 24, threshold: float = LEADER_THRESHOLD) -> np.ndarray:
     """LEADER on the foreground's bounding box (plus a margin) only: the network's cost grows with the
     pixels it sees, and plain impressions leave much of the frame empty."""
     ys, xs = np.nonzero(e.mask)
@@ -98,19 +102,22 @@ def _leader_on_foreground(e: Enhanced, margin: int = 24) -> np.ndarray:
     h, w = e.mask.shape
     y0, y1 = max(0, int(ys.min()) - margin), min(h, int(ys.max()) + 1 + margin)
     x0, x1 = max(0, int(xs.min()) - margin), min(w, int(xs.max()) + 1 + margin)
-    m = leader_minutiae(np.ascontiguousarray(e.gray[y0:y1, x0:x1]))
+    m = leader_minutiae(np.ascontiguousarray(e.gray[y0:y1, x0:x1]), threshold=threshold)
     m[:, 0] += x0
     m[:, 1] += y0
     return m
 
 
 def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods: EnhanceMethods | None = None,
-            dpi: int = 500, extractor: str = "leader", enhance_ridges: bool = True) -> Processed:
+            dpi: int = 500, extractor: str = "leader", enhance_ridges: bool = True,
+            leader_threshold: float = LEADER_THRESHOLD) -> Processed:
     """Classic steps (if any), ridge enhancement and minutiae of one print (uint8 gray or RGB).
 
     ``extractor``: ``leader`` (pyfing's learned extractor on the preprocessed print: accurate, about
     0.2-0.25 s on one core with ``enhance_ridges=False``) or ``classic`` (crossing number on our thinned
-    Gabor-enhanced ridges: about 10 ms on top of the enhancement, less repeatable). Measured side by side in the benchmark report."""
+    Gabor-enhanced ridges: about 10 ms on top of the enhancement, less repeatable). Measured side by side in the benchmark report.
+    ``leader_threshold``: LEADER's detection confidence (bench-threshold extracts once at a low one and
+    filters)."""
     if extractor not in EXTRACTORS:
         raise ValueError(f"unknown extractor {extractor!r}; allowed {list(EXTRACTORS)}")
     gray = grayscale(img)
@@ -129,7 +136,7 @@ def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods:
     inside = e.period[e.mask > 0]
     period = float(np.median(inside)) if inside.size else 9.0
     if extractor == "leader":
-        minutiae = _leader_on_foreground(e)
+        minutiae = _leader_on_foreground(e, threshold=leader_threshold)
         if len(minutiae):
             # keep what lies on the print (LEADER can fire on background texture of non-prints)
             inside = e.mask[minutiae[:, 1].astype(int).clip(0, e.mask.shape[0] - 1),
@@ -139,5 +146,5 @@ def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods:
             minutiae = minutiae[order][:120]
     else:
         minutiae = extract_minutiae(e.skeleton, e.mask, e.gray, period)
-    q = assess_quality(e, minutiae)
+    q = assess_quality(e, minutiae[minutiae[:, 4] >= RELIABLE_LEADER_QUALITY] if extractor == "leader" else minutiae)
     return Processed(e, minutiae, q, pre, 500, extractor)
