@@ -249,3 +249,28 @@ def test_identify_finds_the_right_finger_among_all_enrolled(extracted):
         assert ids[best] == f"{f}" and scores[best] >= thr, (f, ids[best], scores.max())
         others = [s for s, i in zip(scores, ids, strict=True) if i != f"{f}"]
         assert max(others) < thr
+
+
+def test_an_unmatched_uncertain_minutia_costs_less_than_a_certain_one(extracted):
+    """The common-area counts weigh a minutia under RELIABLE_QUALITY by UNRELIABLE_WEIGHT: the same spurious
+    minutiae added to a print lower its score against the original less when the extractor was unsure."""
+    m = extracted(f"{DB1}/101_1.tif").minutiae
+    m = m[m[:, 4] >= matcher.RELIABLE_QUALITY]
+    rng = np.random.default_rng(3)
+    lo, hi = m[:, :2].min(axis=0), m[:, :2].max(axis=0)
+    extra = np.column_stack([rng.uniform(lo, hi, (12, 2)), rng.uniform(0, 2 * np.pi, 12), np.ones(12), np.zeros(12)])
+
+    def with_extra(quality: float) -> np.ndarray:
+        e = extra.copy()
+        e[:, 4] = quality
+        return np.vstack([m, e]).astype(np.float32)
+
+    def s(a, b, w):
+        return float(matcher.score_pairs(matcher.pack([a, b], w), [(0, 1)])[0])
+
+    unsure, sure = with_extra(30), with_extra(90)
+    assert matcher.UNRELIABLE_WEIGHT < 1
+    assert s(m, unsure, matcher.UNRELIABLE_WEIGHT) > s(m, sure, matcher.UNRELIABLE_WEIGHT)
+    assert s(m, unsure, 1.0) == pytest.approx(s(m, sure, 1.0))  # weight 1: counted in full, as before
+    assert s(m, unsure, 0.0) > s(m, unsure, 0.5) > s(m, unsure, 1.0)  # the lighter, the less they cost
+    assert matcher.score(m, unsure) == pytest.approx(s(m, unsure, matcher.UNRELIABLE_WEIGHT))

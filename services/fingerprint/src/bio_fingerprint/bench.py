@@ -41,12 +41,11 @@ _FOLD = {
 }
 _FLOOR = ("common-area floor 5 chosen on the seed-1 small/tiny sets (DB2_B + pyfnprint: 5 and 7 tie, "
           "DB1_B's broke the tie)")
-# bench-threshold (bio_fingerprint/bench_threshold.py) measures LEADER's detection threshold
-# (engine/enhance.py) on the small/tiny sets of seeds 1, 3 and 4 with the full and distorted sets, leaving one
-# family out; seeds 2, 5 and 6 are its hold-out. Its choice is not shipped yet (see engine/enhance.py), but
-# the sets it chooses on are marked tuned-on so that a later choice from them is reported honestly.
-_THRESHOLD = ("used by bench-threshold to choose LEADER's detection threshold (seed 1/3/4 small/tiny, full and "
-              "distorted sets of the other two families; leave one family out)")
+# bench-threshold (bio_fingerprint/bench_threshold.py) chose LEADER's detection threshold (engine/enhance.py)
+# and the matcher's weight of less certain minutiae (engine/matcher.py) on the small/tiny sets of seeds 1, 3
+# and 4 with the full and distorted sets, leaving one family out; seeds 2, 5 and 6 are its hold-out.
+_THRESHOLD = ("used by bench-threshold to choose LEADER's detection threshold and the weight of its less certain "
+              "minutiae (seed 1/3/4 small/tiny, full and distorted sets; leave one family out)")
 TUNING_SEEDS = (1, 3, 4)
 HOLDOUT_SEEDS = (2, 5, 6)
 DEV_SETS = [DevSet("DB1_B", "DB1_B", None, True, f"{_LEGACY}; cylinder fusion: {_FOLD['DB1_B']}; {_THRESHOLD}"),

@@ -56,7 +56,8 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
              "`small` = rotated and cropped to 55-70 % of the area, `tiny` = 38-52 % (about 20-30 LEADER minutiae "
              "per print, like smaller sensors), `distorted` = elastic distortion, rotation and contrast loss; "
              "`-seedN` sets are the same transforms with other seeds: seeds 3 and 4 (with seed 1, the full and the "
-             "distorted sets) chose LEADER's detection threshold (bench-threshold, leaving one family out); seeds "
+             "distorted sets) chose LEADER's detection threshold and the matcher's weight of its less certain "
+             "minutiae (bench-threshold, leaving one family out); seeds "
              "2, 5 and 6 were never used for a choice (pure hold-out).", "",
              "'tuned on it' = some matcher setting was chosen on this set. Settings added for small prints (the "
              "cylinder fusion) were chosen leaving one database family out (DB1_B, DB2_B, pyfnprint, each with "

@@ -24,12 +24,13 @@ ORIENTATION = {"GBFOE", "SNFOE"}
 FREQUENCY = {"XSFFE", "SNFFE"}
 ENHANCEMENT = {"GBFEN", "SNFEN"}
 _lock = threading.Lock()  # pyfing keeps module-level algorithm singletons
-# LEADER's detection threshold: its confidence that a pixel holds a minutia (pyfing's default, 0.6).
-# ``bio-fingerprint bench-threshold`` (bio_fingerprint/bench_threshold.py) measures lower ones leaving one
-# database family out: the folds chose 0.25, 0.2 and 0.25, with much lower EER on small prints. Not shipped
-# yet: with those templates the score-to-FMR table's tail gets much heavier (its FMR 1e-4 threshold 7.3 ->
-# 34.7) and one held-out identify decision of bench-decisions breaks, so the calibration has to change first.
-LEADER_THRESHOLD = 0.6
+# LEADER's detection threshold: its confidence that a pixel holds a minutia (pyfing's default is 0.6).
+# ``bio-fingerprint bench-threshold`` (bio_fingerprint/bench_threshold.py) chose 0.25, with the matcher's
+# weight 0.5 for minutiae under 60 % (matcher.UNRELIABLE_WEIGHT), on every family's tuning sets; leaving one
+# database family out, the folds chose 0.25 / 0.2 / 0.25 and the held-out small / tiny prints' EER fell
+# well below pyfing's default (figures in README.md). The less certain minutiae help most where a print
+# has few; the quality score counts only those at pyfing's default (pipeline.RELIABLE_LEADER_QUALITY).
+LEADER_THRESHOLD = 0.25
 _keras_leader: dict[float, Any] = {}  # pyfing Leader per threshold (Keras backend)
 
 

@@ -13,7 +13,8 @@
    pairs found give a least-squares rigid refit, and the REFINE best seeds are paired again with it.
 4. Score: (sum of the matched pairs' weights)^2 / (minutiae of A in the common area x minutiae of B in
    the common area, at least MIN_OVERLAP each), scaled to 0-100ish. Identical templates score high,
-   unrelated ones near 0.
+   unrelated ones near 0. A minutia its extractor is less sure of (quality under RELIABLE_QUALITY) counts
+   UNRELIABLE_WEIGHT in the common-area counts: left unmatched, it costs less than a certain one.
 
 Templates are (n, 5) float32 arrays: x, y, theta (radians, image coordinates), type, quality.
 
@@ -64,6 +65,12 @@ MAX_COLUMNS = 1024  # pairing grid columns (DIST_TOL wide: 12,288 px)
 # whose neighbourhoods disagree. Chosen leaving one database family out (see bio_fingerprint/bench.py).
 MCC_FLOOR = 0.5
 MCC_WEIGHT = 0.5
+# LEADER keeps minutiae down to confidence 0.25 (engine/enhance.py); those under 60 % (pyfing's own
+# detection threshold, not tuned here) are more often spurious, and an unmatched one counted in full pulls a
+# genuine score down. 0.5 (of 1, 0.5, 0.25, 0) was chosen with LEADER's threshold leaving one family out
+# (bio_fingerprint/bench_threshold.py).
+RELIABLE_QUALITY = 60.0
+UNRELIABLE_WEIGHT = 0.5
 
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
@@ -162,8 +169,9 @@ def _pair_up(ma: F64, mb: F64, cola: I64, sx: F64, sy: F64, st: F64, sq: I64, st
 
 
 @njit(cache=True)
-def _overlap(ma: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[int, int]:
-    """Minutiae of each print inside the other's bounding box (with a margin), at least MIN_OVERLAP."""
+def _overlap(ma: F64, mb: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[float, float]:
+    """Minutiae of each print inside the other's bounding box (with a margin), each counted with its weight
+    (column 5, see prepare), at least MIN_OVERLAP."""
     margin = 10.0
     minx, maxx, miny, maxy = 1e9, -1e9, 1e9, -1e9
     for q in range(nb):
@@ -177,14 +185,14 @@ def _overlap(ma: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[int, int]:
         amax_x = max(amax_x, ma[a, 0])
         amin_y = min(amin_y, ma[a, 1])
         amax_y = max(amax_y, ma[a, 1])
-    ova = 0
+    ova = 0.0
     for a in range(na):
         if minx - margin <= ma[a, 0] <= maxx + margin and miny - margin <= ma[a, 1] <= maxy + margin:
-            ova += 1
-    ovb = 0
+            ova += ma[a, 5]
+    ovb = 0.0
     for q in range(nb):
         if amin_x - margin <= tx[q] <= amax_x + margin and amin_y - margin <= ty[q] <= amax_y + margin:
-            ovb += 1
+            ovb += mb[q, 5]
     return max(ova, MIN_OVERLAP), max(ovb, MIN_OVERLAP)
 
 
@@ -297,7 +305,7 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
         if wsum > best_score:
             best_score = wsum
             res[1] = matched
-            res[2], res[3] = _overlap(ma, tx, ty, na, nb)
+            res[2], res[3] = _overlap(ma, mb, tx, ty, na, nb)
             res[4] = wsum
     # pass 2: re-pair with a tighter tolerance after the refit, for the REFINE best seeds of pass 1
     rank = np.argsort(-fit[:, 3])
@@ -311,7 +319,7 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
         if wsum > best_score:
             best_score = wsum
             res[1] = matched
-            res[2], res[3] = _overlap(ma, tx, ty, na, nb)
+            res[2], res[3] = _overlap(ma, mb, tx, ty, na, nb)
             res[4] = wsum
     res[0] = _final_score(res[4], res[1], res[2], res[3], na, nb)
     return res
@@ -351,11 +359,14 @@ Prepared = tuple[F64, F32, U8, U8, U64]
 Packed = tuple[F64, F32, U8, U8, U64, I64]  # Prepared of every template concatenated, and row offsets
 
 
-def prepare(minutiae: np.ndarray) -> Prepared:
+def prepare(minutiae: np.ndarray, unreliable_weight: float = UNRELIABLE_WEIGHT) -> Prepared:
     """Minutiae sorted by quality (best first, stable) with their local structures and cylinders (values,
-    validity, validity masks): the five arrays match_raw takes per template."""
+    validity, validity masks): the five arrays match_raw takes per template. The minutiae get a sixth
+    column, each one's weight in the common-area counts (1, or ``unreliable_weight`` under
+    RELIABLE_QUALITY)."""
     m = np.asarray(minutiae[:, :5], np.float64)
-    m = np.ascontiguousarray(m[np.argsort(-m[:, 4], kind="stable")])
+    m = m[np.argsort(-m[:, 4], kind="stable")]
+    m = np.ascontiguousarray(np.column_stack([m, np.where(m[:, 4] >= RELIABLE_QUALITY, 1.0, unreliable_weight)]))
     return (m, local_structures(m), *describe(m))
 
 
@@ -364,14 +375,14 @@ def score(a: np.ndarray, b: np.ndarray) -> float:
     return float(match_raw(*prepare(a), *prepare(b))[0])
 
 
-_EMPTY = (np.zeros((0, 5)), np.zeros((0, 3, KP), np.float32), np.zeros((0, NCELL), np.uint8),
+_EMPTY = (np.zeros((0, 6)), np.zeros((0, 3, KP), np.float32), np.zeros((0, NCELL), np.uint8),
           np.zeros((0, NS * NS), np.uint8), np.zeros(0, np.uint64))
 
 
-def pack(templates: list[np.ndarray]) -> Packed:
+def pack(templates: list[np.ndarray], unreliable_weight: float = UNRELIABLE_WEIGHT) -> Packed:
     """Prepared templates concatenated: the five per-template arrays of prepare and row offsets (template k
     is rows offsets[k]:offsets[k + 1]), the layout match_many and match_pairs read."""
-    prepared = [prepare(t) for t in templates]
+    prepared = [prepare(t, unreliable_weight) for t in templates]
     offsets = np.zeros(len(prepared) + 1, np.int64)
     for k, p in enumerate(prepared):
         offsets[k + 1] = offsets[k] + len(p[0])

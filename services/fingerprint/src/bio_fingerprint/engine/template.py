@@ -20,7 +20,7 @@ import numpy as np
 from bio_fingerprint.engine.minutiae import BIFURCATION, ENDING, OTHER
 
 ALGORITHM = "bio-fp-leader"
-ALGORITHM_VERSION = "1.0"
+ALGORITHM_VERSION = "1.1"  # 1.1: LEADER minutiae down to confidence 0.25 (1.0: 0.6)
 ISO_TYPES = {ENDING: 1, BIFURCATION: 2, OTHER: 0}
 TYPE_NAMES = {ENDING: "ending", BIFURCATION: "bifurcation", OTHER: "other"}
 NAME_TYPES = {v: k for k, v in TYPE_NAMES.items()}
