@@ -136,8 +136,10 @@ def test_a_table_of_other_populations_holds_its_rate_on_a_held_out_one():
 def test_decision_benchmark_holds_the_requested_rates_on_a_held_out_set(fp_root):
     """The real prints: DB2_B (the heaviest impostor tail) held out, its table fitted on DB1_B and pyfnprint
     at the level chosen on those two. Every verify (best of 1, 3, 5) and identify (galleries of 2-8
-    subjects) decision stays at or under its requested rate within the Clopper-Pearson interval; the
-    previous method (empirical table pooled over the same two sets) does not. Templates are cached where
+    subjects) decision stays at or under its requested rate within the Clopper-Pearson interval, and its
+    measured rates are all under the requested ones; the previous method (empirical table pooled over the
+    same two sets) measures more than requested on some decision (with LEADER at 0.25 still inside the
+    interval, at 0.6 beyond it) and sits under the tail bound at strict rates. Templates are cached where
     ``make bench`` keeps them (var/bench-cache; the first run extracts 288 prints, about a minute)."""
     from bio_fingerprint import bench_decisions as bd
     from bio_fingerprint.decision_data import load_set
@@ -160,7 +162,10 @@ def test_decision_benchmark_holds_the_requested_rates_on_a_held_out_set(fp_root)
     assert max(r["fnmr"] for r in v) < 0.05  # the bound costs few genuine matches
     pooled = ScoreFmr(score_fmr_points(np.concatenate([imps[n].sample() for n in train])))
     v0, i0 = bd.score_trials(trials["DB2_B"], pooled, None)
-    assert not bd.holds(v0 + i0)
+    assert all(r["measured"] <= r["requested"] for r in v + i)
+    assert any(r["measured"] > r["requested"] for r in v0 + i0)
+    table = bd.tail_table(curves, sizes, train, choice["level"])
+    assert all(pooled.threshold_for(f) < table.threshold_for(f) for f in (0.001, 0.0001))
 
 
 def _file(fp_root: Path, rel: str) -> tuple[str, bytes, str]:
