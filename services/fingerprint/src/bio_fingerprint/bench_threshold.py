@@ -9,8 +9,8 @@ extracted once at the lowest threshold tried; a higher threshold is the same tem
 under it (a template's quality column is LEADER's confidence in percent). Each fold holds one family out
 (DB1_B, DB2_B, pyfnprint, each with the sets made from its prints) and takes, on the other two families'
 tuning sets (full, distorted, small / tiny of seeds 1, 3 and 4), the most conservative pair within one
-standard error of the lowest mean EER (FVC protocol and all cross-finger pairs, averaged; see _best); the held-out family's hold-out sets (seeds 2, 5 and 6, never
-used for a choice) and its full set are reported at the fold's choice, at the shipped one and at pyfing's
+standard error of the lowest mean EER (FVC protocol and all cross-finger pairs, averaged; see _best);
+the held-out family's hold-out sets (seeds 2, 5 and 6, never used for a choice) and its full set are reported at the fold's choice, at the shipped one and at pyfing's
 default 0.6 with every minutia counted in full. The shipped pair (engine/enhance.py, engine/matcher.py) is
 the same rule applied to every family's tuning sets (``choice_on_all_tuning_sets``); the folds are what
 that rule gives on a family it never saw. Results are keyed ``"threshold@weight"``.
@@ -84,8 +84,9 @@ def _best(results: Results, sets: list[str]) -> tuple[str, dict[str, float]]:
     grid = sorted(results, key=_order, reverse=True)  # most conservative first
     scores = {k: float(_per_set(results, k, sets).mean()) for k in grid}
     best = min(grid, key=lambda k: (round(scores[k], 9), tuple(-v for v in _order(k))))
+    at_best = _per_set(results, best, sets)
     for k in grid:
-        d = _per_set(results, k, sets) - _per_set(results, best, sets)
+        d = _per_set(results, k, sets) - at_best
         se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else 0.0
         if d.mean() <= se + 1e-12:
             return k, scores

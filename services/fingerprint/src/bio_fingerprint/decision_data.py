@@ -65,10 +65,12 @@ def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
     fingers = [f for _, f in rows]
     cache = None
     if cache_dir is not None:
+        from bio_fingerprint.engine.enhance import LEADER_THRESHOLD
         from bio_fingerprint.engine.template import ALGORITHM_VERSION
 
-        # the extractor's version is part of the key: a changed extractor never reads old templates
-        ident = "|".join([ALGORITHM_VERSION, "leader", *(str(p) for p, _ in rows)])
+        # the extractor's version and threshold are part of the key: a changed extractor never reads old
+        # templates (one version's threshold could still be changed while trying settings)
+        ident = "|".join([ALGORITHM_VERSION, "leader", f"{LEADER_THRESHOLD:g}", *(str(p) for p, _ in rows)])
         key = hashlib.sha256(ident.encode()).hexdigest()[:12]
         cache = cache_dir / f"templates_{name}_{key}.npz"
         if cache.is_file():

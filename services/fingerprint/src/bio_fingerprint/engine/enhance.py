@@ -29,7 +29,7 @@ _lock = threading.Lock()  # pyfing keeps module-level algorithm singletons
 # weight 0.5 for minutiae under 60 % (matcher.UNRELIABLE_WEIGHT), on every family's tuning sets; leaving one
 # database family out, the folds chose 0.25 / 0.2 / 0.25 and the held-out small / tiny prints' EER fell
 # well below pyfing's default (figures in README.md). The less certain minutiae help most where a print
-# has few; the quality score counts only those at pyfing's default (pipeline.RELIABLE_LEADER_QUALITY).
+# has few; the quality score counts only those at pyfing's default (template.RELIABLE_QUALITY).
 LEADER_THRESHOLD = 0.25
 _keras_leader: dict[float, Any] = {}  # pyfing Leader per threshold (Keras backend)
 

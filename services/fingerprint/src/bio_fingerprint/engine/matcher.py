@@ -48,6 +48,7 @@ from bio_fingerprint.engine.local_structures import (
 )
 from bio_fingerprint.engine.mcc import NCELL, NS, describe
 from bio_fingerprint.engine.mcc import similarity as mcc_similarity
+from bio_fingerprint.engine.template import RELIABLE_QUALITY
 
 SEEDS = 6
 SEED_ROWS = 24  # alignment seeds come from the best-quality minutiae of each template (templates are quality-sorted)
@@ -65,11 +66,10 @@ MAX_COLUMNS = 1024  # pairing grid columns (DIST_TOL wide: 12,288 px)
 # whose neighbourhoods disagree. Chosen leaving one database family out (see bio_fingerprint/bench.py).
 MCC_FLOOR = 0.5
 MCC_WEIGHT = 0.5
-# LEADER keeps minutiae down to confidence 0.25 (engine/enhance.py); those under 60 % (pyfing's own
-# detection threshold, not tuned here) are more often spurious, and an unmatched one counted in full pulls a
+# LEADER keeps minutiae down to confidence 0.25 (engine/enhance.py); those under template.RELIABLE_QUALITY
+# (pyfing's own detection threshold, not tuned here) are more often spurious, and an unmatched one counted in full pulls a
 # genuine score down. 0.5 (of 1, 0.5, 0.25, 0) was chosen with LEADER's threshold leaving one family out
 # (bio_fingerprint/bench_threshold.py).
-RELIABLE_QUALITY = 60.0
 UNRELIABLE_WEIGHT = 0.5
 
 F64 = NDArray[np.float64]

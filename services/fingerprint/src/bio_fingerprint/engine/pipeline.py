@@ -11,15 +11,11 @@ import numpy as np
 from bio_fingerprint.engine.enhance import LEADER_THRESHOLD, Enhanced, EnhanceMethods, enhance, leader_minutiae
 from bio_fingerprint.engine.minutiae import coherence_map, extract_minutiae
 from bio_fingerprint.engine.preprocess import apply_steps, grayscale
-from bio_fingerprint.engine.template import Template
+from bio_fingerprint.engine.template import RELIABLE_QUALITY, Template
 
 EXTRACTORS = ("leader", "classic")
 
 MAX_SIDE = 1000  # larger uploads (e.g. 1000 dpi scans) are scaled to this before enhancement
-# LEADER minutiae at or above this confidence (percent) count as reliable for the quality score: the
-# template keeps less certain ones too (enhance.LEADER_THRESHOLD), which help matching but would make a
-# poor print look rich in minutiae. 60 is pyfing's own detection threshold.
-RELIABLE_LEADER_QUALITY = 60
 
 
 @dataclass
@@ -146,5 +142,6 @@ def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods:
             minutiae = minutiae[order][:120]
     else:
         minutiae = extract_minutiae(e.skeleton, e.mask, e.gray, period)
-    q = assess_quality(e, minutiae[minutiae[:, 4] >= RELIABLE_LEADER_QUALITY] if extractor == "leader" else minutiae)
+    # the less certain LEADER minutiae help matching but would make a poor print look rich in minutiae
+    q = assess_quality(e, minutiae[minutiae[:, 4] >= RELIABLE_QUALITY] if extractor == "leader" else minutiae)
     return Processed(e, minutiae, q, pre, 500, extractor)

@@ -21,6 +21,10 @@ from bio_fingerprint.engine.minutiae import BIFURCATION, ENDING, OTHER
 
 ALGORITHM = "bio-fp-leader"
 ALGORITHM_VERSION = "1.1"  # 1.1: LEADER minutiae down to confidence 0.25 (1.0: 0.6)
+# a minutia whose quality (the extractor's confidence, percent) is at least this is reliable: pyfing's own
+# LEADER detection threshold. The quality score counts only those (pipeline.py) and the matcher counts the
+# others with a lower weight (matcher.UNRELIABLE_WEIGHT).
+RELIABLE_QUALITY = 60
 ISO_TYPES = {ENDING: 1, BIFURCATION: 2, OTHER: 0}
 TYPE_NAMES = {ENDING: "ending", BIFURCATION: "bifurcation", OTHER: "other"}
 NAME_TYPES = {v: k for k, v in TYPE_NAMES.items()}
