@@ -166,6 +166,15 @@ def test_compose_kubernetes_and_launcher_run_one_worker_per_fingerprint_shard(k8
                 if "shard" in p.name]
 
 
+def test_isolated_stack_ports_stay_below_the_kernels_ephemeral_range(launch: ModuleType):
+    """A port picked inside the ephemeral range can be taken by an outgoing connection before the
+    stack binds it (a worker's metrics port once went to a Redis client socket)."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for _ in range(50):
+        base = launch.free_port_base(12)
+        assert 20000 <= base and base + 12 <= low
+
+
 def test_compose_refuses_missing_secrets():
     env = {k: v for k, v in COMPOSE_ENV.items() if k != "BIO_INTERNAL_SECRET"}
     result = compose_config("docker-compose.yml", env=env)

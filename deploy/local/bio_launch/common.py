@@ -88,8 +88,23 @@ def port_free(host: str, port: int) -> bool:
     return True
 
 
+def ephemeral_port_low(default: int = 32768) -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux: ip_local_port_range)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return default
+
+
 def free_port_base(count: int = 10, host: str = DEFAULT_HOST, lo: int = 20000, hi: int = 40000) -> int:
-    """A base port such that base .. base+count-1 are all free (for isolated stacks in tests)."""
+    """A base port such that base .. base+count-1 are all free (for isolated stacks in tests).
+
+    The range is clipped below the kernel's ephemeral range: a port free when checked there can be
+    taken a moment later by any outgoing connection (a worker's to Redis or PostgreSQL) before the
+    stack binds it."""
+    hi = min(hi, ephemeral_port_low())
+    if hi - count <= lo:
+        raise LaunchError(f"no room for {count} ports between {lo} and the ephemeral range at {hi}")
     rng = random.Random()
     for _ in range(200):
         base = rng.randrange(lo, hi - count)
