@@ -35,12 +35,16 @@ def test_report_lists_the_tuned_on_flag_command_and_rates(tmp_path):
         "DB1_B": {"tuned_on": True, "note": "legacy", "command": "bio-fingerprint bench --sets DB1_B",
                   "det_plot": "x.svg", "ours_leader": _res(0.002), "nbis": None},
         "DB1_B-tiny": {"tuned_on": False, "note": "held out", "command": "bio-fingerprint evaluate /d --json o",
-                       "det_plot": "y.svg", "ours_leader": _res(0.01), "nbis": None}}}
+                       "det_plot": "y.svg", "ours_leader": _res(0.01), "nbis": None,
+                       "common_area": {"genuine_pairs": 280, "aligned": 279, "median_fraction": 0.69,
+                                       "under_low_fraction": 4, "fnmr_floor": 4 / 280,
+                                       "all_pairs_eer_where_shared": 0.0078}}}}
     out = tmp_path / "fp"
     write_report(out, report)
     md = out.with_suffix(".md").read_text()
     assert "| DB1_B | yes | ours, leader minutiae | 0.20% |" in md
     assert "| DB1_B-tiny | no | ours, leader minutiae | 1.00% |" in md and "| 31000 |" in md
     assert "`bio-fingerprint evaluate /d --json o`" in md
+    assert "| DB1_B-tiny | 280 | 279 | 0.69 | 4 | 1.43% | 0.78% |" in md
     stored = json.loads(out.with_suffix(".json").read_text())
     assert stored["sets"]["DB1_B-tiny"]["ours_leader"]["all_pairs"]["fmr1000"] == 0.02

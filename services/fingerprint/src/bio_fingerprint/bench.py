@@ -253,6 +253,7 @@ def bench(args: Any, data_dir: Path) -> None:
     report: dict[str, Any] = {"sets": {}, "environment": "2 shared CPU cores, other engineers' jobs running "
                               "(timings are noisy); matcher and extraction single-threaded"}
     all_templates: list[np.ndarray] = []
+    full: dict[str, tuple[list[tuple[Path, str]], list[np.ndarray]]] = {}  # per source: rows, templates
     extractors = [e for e in args.extractors.split(",") if e]
     for s in DEV_SETS:
         if wanted and s.name not in wanted:
@@ -267,12 +268,16 @@ def bench(args: Any, data_dir: Path) -> None:
         for extractor in extractors if s.kind is None else extractors[:1]:
             res = evaluate_rows(rows, args.enhancement, extractor, cache / f"{s.name}_{extractor}.npz" if cache else None)
             templates = res.pop("templates")
-            if extractor == extractors[0] and s.kind is None and s.source != "pyfnprint":
-                all_templates += templates
+            if extractor == extractors[0] and s.kind is None:
+                full[s.source] = (rows, templates)
+                if s.source != "pyfnprint":
+                    all_templates += templates
             scores = res.pop("scores")
             curves[f"ours, {extractor}"] = rates(scores["genuine"], scores["impostor_all"])[1:]
             entry[f"ours_{extractor}"] = res
             _print_line(s.name, f"ours ({extractor} minutiae, tuned_on={s.tuned_on})", res)
+            if extractor == extractors[0] and s.kind in ("small", "tiny") and s.source in full:
+                entry["common_area"] = common_area(full[s.source], set_folder(base, work, s), scores)
         nb = nbis_rows(rows) if not args.no_nbis and s.kind is None else None
         if nb is not None:
             nbs = nb.pop("scores")
@@ -286,6 +291,20 @@ def bench(args: Any, data_dir: Path) -> None:
     if all_templates:
         report["identification"] = identification_speed(all_templates, args.gallery)
     write_report(out, report)
+
+
+def common_area(source: tuple[list[tuple[Path, str]], list[np.ndarray]], folder: Path,
+                scores: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The set's genuine pairs whose crops share under common_area.LOW_FRACTION of a window (bio_fingerprint/
+    common_area.py): the FNMR no minutiae matcher can go under."""
+    from bio_fingerprint import common_area as ca
+
+    out = ca.summary(ca.common_fractions(*source, folder), scores["genuine"], scores["impostor_all"])
+    where = out["all_pairs_eer_where_shared"]
+    print(f"  {out['under_low_fraction']} of {out['genuine_pairs']} genuine pairs share under "
+          f"{100 * ca.LOW_FRACTION:.0f} % of a window (FNMR floor {pct(out['fnmr_floor'])}); all-pairs EER over "
+          f"the others {pct(where) if where is not None else '-'}", flush=True)
+    return out
 
 
 def identification_speed(templates: list[np.ndarray], size: int) -> dict[str, Any]:

@@ -46,6 +46,26 @@ def _accuracy_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _common_area_table(report: dict[str, Any]) -> list[str]:
+    rows = [(db, r["common_area"]) for db, r in report["sets"].items() if r.get("common_area")]
+    if not rows:
+        return []
+    lines = ["", "Common area of the small / tiny sets' genuine pairs (bio_fingerprint/common_area.py): each crop's "
+             "window mapped into the other's impression through the alignment of the full impressions. A pair "
+             "sharing under a tenth of a window has fewer common minutiae than a score needs, so their share is a "
+             "floor under the FNMR; the last column is the all-pairs EER over the other genuine pairs (where "
+             "matching is possible: a diagnosis, not the set's result).", "",
+             "| set | genuine pairs | aligned | median common fraction | under a tenth | FNMR floor | "
+             "EER (all) where shared |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for db, c in rows:
+        where = c["all_pairs_eer_where_shared"]
+        median = c["median_fraction"]
+        lines.append(f"| {db} | {c['genuine_pairs']} | {c['aligned']} | "
+                     f"{f'{median:.2f}' if median is not None else '-'} | {c['under_low_fraction']} | "
+                     f"{pct(c['fnmr_floor'])} | {pct(where) if where is not None else '-'} |")
+    return lines
+
+
 def write_report(out: Path, report: dict[str, Any]) -> None:
     report = clean(report)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
@@ -75,6 +95,7 @@ def write_report(out: Path, report: dict[str, Any]) -> None:
         for k, v in r.items():
             if k.startswith("ours_") and v and "comparisons_per_s_python_calls" in v:
                 lines.append(f"- {db}, {k[5:]} minutiae: {v['comparisons_per_s_python_calls']:.0f} comparisons/s")
+    lines += _common_area_table(report)
     lines += ["", "Commands (per set):"]
     for db, r in report["sets"].items():
         lines.append(f"- {db}: `{r['command']}`; DET plot `{r['det_plot']}`; {r['note']}")

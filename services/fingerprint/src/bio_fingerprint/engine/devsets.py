@@ -58,6 +58,16 @@ def small_print(img: np.ndarray, rng: np.random.Generator, area: tuple[float, fl
     return out, {"angle_deg": round(angle, 2), "window": [x0, y0, cw, ch], "area": round(cw * ch / (w * h), 3)}
 
 
+def crop_window(img: np.ndarray, params: Params) -> np.ndarray:
+    """The window small_print cut (its params), as 4 corners in the coordinates of the impression img it
+    was cut from (the crop is taken after turning the impression about its print centre)."""
+    turn = cv2.getRotationMatrix2D(_print_centre(img), float(params["angle_deg"]), 1.0)
+    back = cv2.invertAffineTransform(turn)
+    x0, y0, cw, ch = (float(v) for v in params["window"])
+    corners = np.array([[x0, y0], [x0 + cw, y0], [x0 + cw, y0 + ch], [x0, y0 + ch]])
+    return corners @ back[:, :2].T + back[:, 2]
+
+
 def distorted_print(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, Params]:
     out, p = elastic(img, rng, alpha=(6.0, 14.0))
     h, w = img.shape

@@ -200,10 +200,11 @@ def _overlap(ma: F64, mb: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[floa
 # one compiled hot loop (seeds, alignment, pairing, refit): splitting it costs calls per comparison
 def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
               mb: F64, lb: F32, cb: U8, ob: U8, kb: U64) -> F64:
-    """Returns (score, matched, overlap_a, overlap_b, weighted matches, 0) of prepared templates A and B
-    (minutiae, local structures, cylinder values, cylinder validity, validity masks; see prepare)."""
+    """Returns (score, matched, overlap_a, overlap_b, weighted matches, rotation, x offset, y offset) of
+    prepared templates A and B (minutiae, local structures, cylinder values, cylinder validity, validity
+    masks; see prepare): the last three map B onto A in the best pairing (x' = cos r x - sin r y + ox)."""
     na, nb = ma.shape[0], mb.shape[0]
-    res = np.zeros(6, np.float64)
+    res = np.zeros(8, np.float64)
     if na < 3 or nb < 3:
         return res
     ra, rb = min(na, SEED_ROWS), min(nb, SEED_ROWS)
@@ -268,12 +269,13 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
         p = idx % rb
         rot = ma[i, 2] - mb[p, 2]
         c, sn = math.cos(rot), math.sin(rot)
-        _align(mb, c, sn, ma[i, 0] - (c * mb[p, 0] - sn * mb[p, 1]), ma[i, 1] - (sn * mb[p, 0] + c * mb[p, 1]),
-               rot, x0, start, tx, ty, tt, sx, sy, st, sq)
+        ox, oy = ma[i, 0] - (c * mb[p, 0] - sn * mb[p, 1]), ma[i, 1] - (sn * mb[p, 0] + c * mb[p, 1])
+        _align(mb, c, sn, ox, oy, rot, x0, start, tx, ty, tt, sx, sy, st, sq)
         matched, wsum = _pair_up(ma, mb, cola, sx, sy, st, sq, start, sim, wt, la, lb, ta, tb, used_b, pa,
                                  DIST_TOL, cost)
         if matched < 2:
             continue
+        seed_fit = (rot, ox, oy)  # the alignment this pairing used (the refit below replaces rot)
         # least-squares rigid fit on the pairs found: the seed's own direction is only good to ~10 deg
         sax = say = sbx = sby = 0.0
         for a in range(na):
@@ -307,6 +309,7 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
             res[1] = matched
             res[2], res[3] = _overlap(ma, mb, tx, ty, na, nb)
             res[4] = wsum
+            res[5], res[6], res[7] = seed_fit
     # pass 2: re-pair with a tighter tolerance after the refit, for the REFINE best seeds of pass 1
     rank = np.argsort(-fit[:, 3])
     for k in range(min(REFINE, nseeds)):
@@ -321,6 +324,7 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
             res[1] = matched
             res[2], res[3] = _overlap(ma, mb, tx, ty, na, nb)
             res[4] = wsum
+            res[5], res[6], res[7] = rot, fit[s, 1], fit[s, 2]
     res[0] = _final_score(res[4], res[1], res[2], res[3], na, nb)
     return res
 
