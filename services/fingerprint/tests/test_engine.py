@@ -79,3 +79,37 @@ def test_torch_leader_matches_pyfings_keras_model(prints, rel):
     assert np.array_equal(fast[:, [0, 1, 3, 4]], ref[:, [0, 1, 3, 4]])
     assert np.abs(np.angle(np.exp(1j * (fast[:, 2] - ref[:, 2])))).max() < 1e-4
 
+
+
+def test_torch_leader_shortcuts_equal_the_layers_they_replace():
+    """The phase convolution of an up-sampled map, the convolution taken at chosen pixels only and the
+    inverted-bottleneck rows taken in blocks give the plain layers' values, borders included."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    import torch
+
+    from bio_fingerprint.engine import enhance, leader_torch
+
+    enhance._pyfing()
+    net = leader_torch.get_model()
+    g = torch.Generator().manual_seed(3)
+    half = torch.randn(1, 4, 18, 10, generator=g).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        for name in ("head_conv_pos", "head_conv_dir", "head_conv_typ"):
+            full = net.conv(name, net.up(half))
+            if name == "head_conv_pos":
+                assert torch.allclose(net.conv_up(name, half), full, atol=1e-5)
+            iy = torch.tensor([0, 1, 17, 35, 20, 35])
+            ix = torch.tensor([0, 19, 5, 0, 10, 19])
+            assert torch.allclose(net.conv_at_up(name, half, iy, ix), full[0][:, iy, ix].t(), atol=1e-5)
+        # enc1_1: 32 channels expanded to 128, blocks of 2048 pixels: 5000 pixels span three blocks
+        x_in = torch.randn(5000, 32, generator=g)
+        xd = torch.randn(5000, 32, generator=g)
+        blocked = net._ibc_rows("enc1_1", x_in, xd)
+        leader_torch.BLOCK_FLOATS, saved = 1 << 30, leader_torch.BLOCK_FLOATS
+        try:
+            whole = net._ibc_rows("enc1_1", x_in, xd)
+        finally:
+            leader_torch.BLOCK_FLOATS = saved
+        assert blocked.shape == (5000, 64) and torch.allclose(blocked, whole, atol=1e-5)

@@ -6,11 +6,13 @@ Python overhead and NHWC<->NCHW transposes around each convolution. This module 
 channels_last memory), loads the weights from the Keras model once, and runs under
 ``torch.inference_mode``. Outputs match the Keras model to about 1e-5 (checked in the tests).
 
-Exact shortcuts on top (the minutiae are the same as pyfing's, checked on all 160 FVC2002 B prints):
-1x1 convolutions run as GEMMs on the NHWC view; the per-pixel tail of each head runs at half resolution
-before the nearest up-sampling; the direction and type heads run only around pixels whose NMS position
-passes the threshold (``LeaderNet.minutiae``); conv_red and conv_adj of each inverted-bottleneck block
-are folded into one matrix. About 0.2-0.25 s per FVC2002 print on one core, against ~0.9-1.3 s for
+Exact shortcuts on top (the same values up to float rounding; checked against pyfing's minutiae in the
+tests): 1x1 convolutions run as GEMMs on the NHWC view, the per-pixel part of each inverted-bottleneck
+block in cache-sized blocks of pixels with conv_red and conv_adj folded into one matrix; the per-pixel tail
+of each head runs at half resolution before the nearest up-sampling, and the position head's 5x5
+convolution of that up-sampling as four 3x3 phase convolutions at half resolution; the direction and type
+heads run only around pixels whose NMS position passes the threshold (``LeaderNet.minutiae``); weights are
+channels-last and GELU runs in place. About 0.2-0.3 s per FVC2002 print on one core, against ~0.9-1.3 s for
 pyfing's Keras model on its bounding box.
 """
 
@@ -30,13 +32,37 @@ _model: LeaderNet | None = None
 _lock = threading.Lock()
 
 
+def _channels_last(w: torch.Tensor) -> torch.Tensor:
+    """A (out, in, kh, kw) weight laid out channels-last. With in == 1 both layouts are 'contiguous' and
+    torch keeps the default one, so oneDNN then gives a stem convolution's output NCHW (4x slower there,
+    and a copy before its layer norm): the strides are set explicitly."""
+    _, i, kh, kw = w.shape
+    return torch.empty_strided(w.shape, (kh * kw * i, 1, kw * i, i)).copy_(w)
+
+
 def _conv_w(k: np.ndarray) -> torch.Tensor:  # keras (kh, kw, in, out) -> torch (out, in, kh, kw)
-    return torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1)))
+    return _channels_last(torch.from_numpy(np.ascontiguousarray(k.transpose(3, 2, 0, 1))))
 
 
 def _dw_w(k: np.ndarray) -> torch.Tensor:  # keras depthwise (kh, kw, in, mult) -> torch (in*mult, 1, kh, kw)
     kh, kw, cin, mult = k.shape
-    return torch.from_numpy(np.ascontiguousarray(k.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)))
+    w = np.ascontiguousarray(k.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw))
+    return _channels_last(torch.from_numpy(w))
+
+
+def _rhs(w: torch.Tensor) -> torch.Tensor:
+    """An (out, in) weight as the right GEMM operand (in, out) of rows @ W^T. Under 8 outputs (the heads'
+    6-channel convolutions) MKL is 2-3x faster reading it as the transpose of the (out, in) matrix."""
+    return w.t().contiguous() if w.shape[0] >= 8 else w.contiguous().t()
+
+
+def _gelu_(x: torch.Tensor) -> torch.Tensor:
+    """GELU in place, on a tensor the network has just made (no second feature map to allocate and fill)."""
+    out: torch.Tensor = torch.ops.aten.gelu_(x)
+    return out
+
+
+BLOCK_FLOATS = 1 << 18  # values (1 MiB of float32) per block of pixels in the 4x expansion of LeaderNet._ibc_rows
 
 
 class LeaderNet(nn.Module):
@@ -76,9 +102,10 @@ class LeaderNet(nn.Module):
         for d in self.p.values():  # 1x1 convolutions as GEMM operands (precomputed: no lazy state)
             if "w" in d and d["w"].shape[-2:] == (1, 1):
                 d["wl"] = d["w"][:, :, 0, 0].contiguous()
-                d["wt"] = d["wl"].t().contiguous()
+                d["wt"] = _rhs(d["wl"])
         for name in [n[: -len("_conv_red")] for n in self.p if n.endswith("_conv_red")]:
             self.p[f"{name}__folded"] = self._fold(name)
+        self.p["head_conv_pos__phases"] = self._phases("head_conv_pos")
 
     # --- primitive layers ---
     def conv(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -108,7 +135,7 @@ class LeaderNet(nn.Module):
     # --- blocks (as in pyfing's Leader._build_model) ---
     def stem(self, name: str, x: torch.Tensor, max_pooling: bool) -> torch.Tensor:
         x = torch.cat([self.conv(f"{name}_conv", x), self.conv(f"{name}_dilated_conv", x)], 1)
-        x = F.gelu(self.ln(f"{name}_ln", x))
+        x = _gelu_(self.ln(f"{name}_ln", x))
         return F.max_pool2d(x, 2) if max_pooling else F.avg_pool2d(x, 2)
 
     def sep(self, name: str, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +143,7 @@ class LeaderNet(nn.Module):
         dw = d["dw"]
         x = F.conv2d(x, dw, None, padding=(dw.shape[-1] - 1) // 2, groups=x.shape[1])
         x = F.conv2d(x, d["w"], d["b"])
-        return F.gelu(self.ln(f"{name}_ln", x))
+        return _gelu_(self.ln(f"{name}_ln", x))
 
     def _fold(self, name: str) -> dict[str, torch.Tensor]:
         """conv_adj(x_in + conv_red(g)) = Wa x_in + (Wa Wr) g + (Wa br + ba): the residual sum feeds only
@@ -126,22 +153,29 @@ class LeaderNet(nn.Module):
         br = self.p[f"{name}_conv_red"]["b"].double()
         wa = self.p[f"{name}_conv_adj"]["w"][:, :, 0, 0].double()
         ba = self.p[f"{name}_conv_adj"]["b"].double()
-        return {"wg_t": (wa @ wr).t().float().contiguous(), "wx_t": wa.t().float().contiguous(),
-                "b": (wa @ br + ba).float()}
+        return {"wg_t": _rhs((wa @ wr).float()), "wx_t": _rhs(wa.float()), "b": (wa @ br + ba).float()}
 
     def _ibc_rows(self, name: str, x_in: torch.Tensor, xd: torch.Tensor) -> torch.Tensor:
-        """The per-pixel part of ``ibc`` on (..., C) rows (NHWC view or gathered pixels); xd = depthwise conv."""
-        d = self.p[f"{name}_ln"]
-        v = F.layer_norm(xd, (xd.shape[-1],), d["g"], d["b"], self.eps[f"{name}_ln"])
-        d = self.p[f"{name}_conv_exp"]
-        v = torch.matmul(v, d["wt"])
-        v.add_(d["b"])
-        v = F.gelu(v)
-        f = self.p[f"{name}__folded"]
-        out = torch.matmul(v, f["wg_t"])
-        out.add_(torch.matmul(x_in, f["wx_t"]))
-        out.add_(f["b"])
-        return out
+        """The per-pixel part of ``ibc`` on (..., C) rows (NHWC view or gathered pixels); xd = depthwise conv.
+        Taken in blocks of pixels whose 4x expansion holds BLOCK_FLOATS values (1 MiB), so that it stays in
+        cache between the two GEMMs and GELU instead of going through memory (~50 MB for a whole print)."""
+        shape = xd.shape[:-1]
+        xd, x_in = xd.reshape(-1, xd.shape[-1]), x_in.reshape(-1, x_in.shape[-1])
+        ln, exp, f = self.p[f"{name}_ln"], self.p[f"{name}_conv_exp"], self.p[f"{name}__folded"]
+        eps = self.eps[f"{name}_ln"]
+        out = torch.empty(xd.shape[0], f["b"].shape[0])
+        rows = max(256, BLOCK_FLOATS // exp["wt"].shape[1])
+        for s in range(0, xd.shape[0], rows):
+            e = s + rows
+            v = F.layer_norm(xd[s:e], (xd.shape[-1],), ln["g"], ln["b"], eps)
+            v = torch.matmul(v, exp["wt"])
+            v.add_(exp["b"])
+            _gelu_(v)
+            o = out[s:e]
+            torch.matmul(v, f["wg_t"], out=o)
+            o.addmm_(x_in[s:e], f["wx_t"])
+            o.add_(f["b"])
+        return out.reshape(*shape, -1)
 
     def ibc(self, name: str, x: torch.Tensor) -> torch.Tensor:
         xd = self.dwconv(f"{name}_depthwise_conv", x)
@@ -157,13 +191,35 @@ class LeaderNet(nn.Module):
         x = F.interpolate(x, scale_factor=2, mode="nearest")
         return x if skip is None else torch.cat([x, skip], 1)
 
-    def head(self, name: str, x: torch.Tensor) -> torch.Tensor:
+    def head(self, name: str, x: torch.Tensor, up: bool = True) -> torch.Tensor:
         # Keras: up-sample, 1x1 conv, layer norm, 1x1 conv + gelu. All but the up-sampling act per pixel,
         # so they commute with nearest up-sampling: computed on the half-resolution map (same values,
-        # a quarter of the work), then up-sampled.
+        # a quarter of the work), then up-sampled (``up``).
         x = self.ibc(f"{name}_ibc", x)
         x = self.ln(f"{name}_ln", self.conv(f"{name}_conv1", x))
-        return self.up(F.gelu(self.conv(f"{name}_conv2", x)))
+        x = _gelu_(self.conv(f"{name}_conv2", x))
+        return self.up(x) if up else x
+
+    def _phases(self, name: str) -> dict[str, torch.Tensor]:
+        """The 5x5 convolution ``name`` of a nearest 2x up-sampled map as a 3x3 convolution of the map itself
+        with one output per phase (row and column parity) of the up-sampled pixel: a tap at full-resolution
+        offset dy reads half-resolution offset floor((parity + dy) / 2)."""
+        w, b = self.p[name]["w"].double(), self.p[name]["b"].double()
+        o, c, kk, _ = w.shape
+        r = (kk - 1) // 2
+        k = torch.zeros(o, 2, 2, c, 3, 3, dtype=torch.float64)
+        for p in range(2):
+            for q in range(2):
+                for dy in range(kk):
+                    for dx in range(kk):
+                        k[:, p, q, :, (p + dy - r) // 2 + 1, (q + dx - r) // 2 + 1] += w[:, :, dy, dx]
+        return {"w": _channels_last(k.reshape(o * 4, c, 3, 3).float()), "b": b.repeat_interleave(4).float()}
+
+    def conv_up(self, name: str, half: torch.Tensor) -> torch.Tensor:
+        """``conv(name, up(half))`` without making the up-sampled map: 4 phase outputs at half resolution,
+        interleaved by pixel_shuffle (the same values up to float rounding, a third of the multiply-adds)."""
+        d = self.p[f"{name}__phases"]
+        return F.pixel_shuffle(F.conv2d(half, d["w"], d["b"], padding=1), 2)
 
     # per-pixel layers on gathered feature rows (k, channels)
     def _lin(self, name: str, v: torch.Tensor) -> torch.Tensor:
@@ -175,8 +231,9 @@ class LeaderNet(nn.Module):
         return F.layer_norm(v, (v.shape[1],), d["g"], d["b"], self.eps[name])
 
     def head_at(self, name: str, x: torch.Tensor, need: torch.Tensor) -> torch.Tensor:
-        """``head`` computed only at the half-resolution pixels where ``need`` (H/2, W/2 bool) is set
-        (zero elsewhere): every layer after the depthwise convolution acts per pixel."""
+        """``head`` before its up-sampling, computed only at the half-resolution pixels where ``need``
+        (H/2, W/2 bool) is set (zero elsewhere): every layer after the depthwise convolution acts per pixel.
+        (The depthwise convolution gathered at those pixels only was 2x slower than the whole map's.)"""
         xd = self.dwconv(f"{name}_ibc_depthwise_conv", x)
         c = x.shape[1]
         h2, w2 = need.shape
@@ -184,10 +241,25 @@ class LeaderNet(nn.Module):
         vx = x.permute(0, 2, 3, 1).reshape(-1, c)[idx]
         v = self._ibc_rows(f"{name}_ibc", vx, xd.permute(0, 2, 3, 1).reshape(-1, c)[idx])
         v = self._ln_rows(f"{name}_ln", self._lin(f"{name}_conv1", v))
-        v = F.gelu(self._lin(f"{name}_conv2", v))
-        full = torch.zeros(h2 * w2, v.shape[1])
-        full[idx] = v
-        return self.up(full.reshape(1, h2, w2, -1).permute(0, 3, 1, 2))
+        v = _gelu_(self._lin(f"{name}_conv2", v))
+        half = torch.zeros(h2 * w2, v.shape[1])
+        half[idx] = v
+        return half.reshape(1, h2, w2, -1).permute(0, 3, 1, 2)
+
+    def conv_at_up(self, name: str, half: torch.Tensor, iy: torch.Tensor, ix: torch.Tensor) -> torch.Tensor:
+        """Convolution ``name`` of the nearest 2x up-sampling of ``half`` (1, C, H/2, W/2), at full-resolution
+        pixels (iy, ix) only: (k, out) rows (the up-sampled map is never made)."""
+        d = self.p[name]
+        w = d["w"]
+        kk = w.shape[-1]
+        off = torch.arange(kk) - (kk - 1) // 2
+        h, wd = 2 * half.shape[2], 2 * half.shape[3]
+        yy, xx = iy[:, None] + off, ix[:, None] + off  # (k, kk) full-resolution rows and columns read
+        inside = ((yy >= 0) & (yy < h))[:, :, None] & ((xx >= 0) & (xx < wd))[:, None, :]  # zero padding
+        taps = half[0][:, yy.clamp(0, h - 1)[:, :, None] // 2, xx.clamp(0, wd - 1)[:, None, :] // 2]
+        out = torch.einsum("ckij,ocij->ko", taps * inside, w)
+        b = d.get("b")
+        return out if b is None else out + b
 
     def trunk(self, inp: torch.Tensor) -> torch.Tensor:
         x = self.stem("stem0", inp, True)
@@ -199,7 +271,7 @@ class LeaderNet(nn.Module):
             x = self.down(x)
         for i in reversed(range(4)):
             x = self.up(self.sep(f"dec0_{i}", x), skips[i])
-        xd = torch.cat([F.gelu(self.conv(f"attention_conv_d{d}", x)) for d in (1, 3, 6)], 1)
+        xd = torch.cat([_gelu_(self.conv(f"attention_conv_d{d}", x)) for d in (1, 3, 6)], 1)
         x = torch.cat([x * torch.sigmoid(self.conv("attention_s", xd)), x1], 1)
         skips = []
         for i in range(4):
@@ -211,11 +283,13 @@ class LeaderNet(nn.Module):
         return x
 
     def positions(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        pos = torch.sigmoid(self.conv("head_conv_pos", self.head("head_0", x)))
-        pos_gb = self.conv("nms_Gaussian_blur", pos)
+        pos = torch.sigmoid(self.conv_up("head_conv_pos", self.head("head_0", x, up=False)))
+        # one channel, pooled as a (1, H, W) map: channels-last strides would send max_pool2d down its
+        # per-channel vector path (4x slower with a single channel)
+        pos_gb = self.conv("nms_Gaussian_blur", pos)[0]
         # 7x7 max filter as two 1-D passes (the same values)
         pos_mp = F.max_pool2d(F.max_pool2d(pos_gb, (7, 1), stride=1, padding=(3, 0)), (1, 7), stride=1, padding=(0, 3))
-        return pos, pos_mp * (pos_gb == pos_mp).float()
+        return pos, (pos_mp * (pos_gb == pos_mp).float())[None]
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         """All four output maps, as pyfing's Keras model: (H, W, 4)."""
@@ -241,12 +315,10 @@ class LeaderNet(nn.Module):
         # full-resolution pixels within the final 5x5 convolutions' reach, then their half-resolution parents
         near = F.max_pool2d(cand[None, None].float(), 5, stride=1, padding=2)
         need = F.max_pool2d(near, 2)[0, 0] > 0
-        h1 = self.head_at("head_1", x, need)
-        h2 = self.head_at("head_2", x, need)
         iy, ix = yx[:, 0], yx[:, 1]
-        dxy = self.conv("head_conv_dir", h1)[0][:, iy, ix]
-        direction = torch.atan2(dxy[1], dxy[0])
-        typ = torch.sigmoid(self.conv("head_conv_typ", h2)[0, 0, iy, ix])
+        dxy = self.conv_at_up("head_conv_dir", self.head_at("head_1", x, need), iy, ix)
+        direction = torch.atan2(dxy[:, 1], dxy[:, 0])
+        typ = torch.sigmoid(self.conv_at_up("head_conv_typ", self.head_at("head_2", x, need), iy, ix)[:, 0])
         return yx.numpy(), direction.numpy(), typ.numpy(), pos_nms[iy, ix].numpy()
 
 
