@@ -16,8 +16,6 @@ bound.
 
 from __future__ import annotations
 
-import ast
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -42,22 +40,20 @@ def common_fractions(full_rows: list[tuple[Path, str]], full_templates: list[np.
     """Per genuine pair of the set in ``folder`` (in evaluation.fvc_pairs order), the common fraction of the
     two crop windows, or None when their full impressions do not align reliably. The set's rows are the
     full set's rows in the same order (devsets.write_set), each with its crop params."""
-    from bio_fingerprint.engine.devsets import crop_window
+    from bio_fingerprint.bench import gray
+    from bio_fingerprint.engine.devsets import crop_window, read_set
     from bio_fingerprint.engine.evaluation import fvc_pairs
     from bio_fingerprint.engine.matcher import prepare
-    from bio_shared.images import decode_image
 
-    with open(folder / "truth.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    rows = read_set(folder)
     if len(rows) != len(full_rows):
         raise ValueError(f"{folder} has {len(rows)} prints, its source {len(full_rows)}")
     windows, areas = [], []
     for row, (path, _) in zip(rows, full_rows, strict=True):
         if row["source"] != path.name:
             raise ValueError(f"{folder}: {row['image']} was cut from {row['source']}, not {path.name}")
-        params = ast.literal_eval(row["params"])
-        img = decode_image(path.read_bytes(), mode="gray", max_bytes=1 << 30).pixels
-        windows.append(crop_window(img, params))
+        params = row["params"]
+        windows.append(crop_window(gray(path), params))
         areas.append(float(params["window"][2] * params["window"][3]))
     prepared: dict[int, Any] = {}
     out: list[float | None] = []

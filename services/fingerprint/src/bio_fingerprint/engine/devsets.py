@@ -14,8 +14,10 @@ Every image gets its own seed (set seed x image index), so a set is reproducible
 
 from __future__ import annotations
 
+import ast
 import csv
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -90,6 +92,13 @@ def transform(img: np.ndarray, kind: str, seed: int) -> tuple[np.ndarray, Params
     if kind == "distorted":
         return distorted_print(img, rng)
     raise ValueError(f"unknown development set kind {kind!r}; known: {list(KINDS)}")
+
+
+def read_set(folder: Path) -> list[dict[str, Any]]:
+    """The rows of a set write_set made: image, finger_id, source (the impression's file name) and its
+    transform's params (parsed back from their repr)."""
+    with open(folder / "truth.csv", newline="") as fh:
+        return [dict(row, params=ast.literal_eval(row["params"])) for row in csv.DictReader(fh)]
 
 
 def write_set(rows: list[tuple[Path, str]], out_dir: Path, kind: str, seed: int = 0) -> Path:
