@@ -143,6 +143,55 @@ def test_vectorised_neighbour_check_agrees_with_the_scalar_one(extracted):
         assert block.any() and np.array_equal(block, scalar), (block != scalar).sum()
 
 
+def _reference_pair_similarity(la: np.ndarray, i: int, lb: np.ndarray, p: int) -> float:
+    """The local similarity as its docstring states it, in plain Python: A's neighbours, nearest first,
+    each take B's unused neighbour of lowest cost within all three tolerances (the first on a tie)."""
+    na = int((la[i, 0, :matcher.K] >= 0).sum())
+    nb = int((lb[p, 0, :matcher.K] >= 0).sum())
+    if min(na, nb) < 3:
+        return 0.0
+    used: set[int] = set()
+    acc = 0.0
+    for a in range(na):
+        da = float(la[i, 0, a])
+        tol = np.float32(6.0) + np.float32(0.12) * np.float32(da)
+        best, best_cost = -1, 3.0
+        for b in range(nb):
+            dd = abs(da - float(lb[p, 0, b]))
+            e1 = abs(float(la[i, 1, a]) - float(lb[p, 1, b]))
+            e1 = min(e1, 2 * math.pi - e1)
+            e2 = abs(float(la[i, 2, a]) - float(lb[p, 2, b]))
+            e2 = min(e2, 2 * math.pi - e2)
+            if b in used or not (dd <= tol and e1 <= 0.4 and e2 <= 0.5):
+                continue
+            c = dd / tol + 2.5 * e1 + 2.0 * e2
+            if c < best_cost:  # the strictly lowest: the first on a tie
+                best, best_cost = b, c
+        if best >= 0:
+            used.add(best)
+            acc += 1.0 - best_cost / 3.0
+    return acc / min(na, nb)
+
+
+def test_vectorised_local_similarity_agrees_with_the_plain_rule(extracted):
+    """_pair_similarity runs its lane loops as vector code and its greedy assignment as a minimum of integer
+    keys: it must give the plain rule's value on every pair (same finger and other fingers)."""
+    from bio_fingerprint.engine.local_structures import _pair_similarity
+
+    a = matcher.prepare(extracted(f"{DB1}/101_1.tif").minutiae)[1]
+    b = matcher.prepare(extracted(f"{DB1}/101_2.tif").minutiae)[1]
+    c = matcher.prepare(extracted(f"{DB1}/104_1.tif").minutiae)[1]
+    cost = np.empty((matcher.K, matcher.KP), np.float32)
+    nonzero = 0
+    for la, lb in ((a, b), (a, c), (c, b)):
+        for i in range(len(la)):
+            for p in range(len(lb)):
+                got = _pair_similarity(la, i, lb, p, cost)
+                assert got == pytest.approx(_reference_pair_similarity(la, i, lb, p), abs=1e-5), (i, p)
+                nonzero += got > 0
+    assert nonzero > 100
+
+
 def test_batch_scoring_equals_one_call_per_pair(extracted):
     names = [f"{DB1}/{f}_{i}.tif" for f in (101, 102, 103) for i in (1, 2)]
     templates = [extracted(n).minutiae for n in names]

@@ -21,11 +21,12 @@ Templates are (n, 5) float32 arrays: x, y, theta (radians, image coordinates), t
 numba's cache tracks each file on its own: after changing a compiled function of local_structures.py or
 mcc.py, touch this file so that match_raw, which inlines them, is compiled again.
 
-Speed (about 30-35 us per comparison on one core): the local-structure block is tested branch-free over
-B's minutiae (vector instructions), local similarities outside the seed rows are computed only when the
-pairing meets them and then cached, B's aligned minutiae are sorted into x columns so that each minutia
-of A searches 3 of them, and the inner loops avoid unpredictable branches. MCC similarities are computed
-only for the pairs the pairing meets (cached), about 100 ns each.
+Speed (about 27-33 us per comparison on one core on FVC2002 / pyfnprint prints): the local-structure block
+is tested branch-free over B's minutiae (vector instructions), a local similarity is vector code over
+the neighbour lanes (engine/local_structures.py), local similarities outside the seed rows are computed
+only when the pairing meets them and then cached, B's aligned minutiae are sorted into x columns so that
+each minutia of A searches 3 of them, and the inner loops avoid unpredictable branches. MCC similarities
+are computed only for the pairs the pairing meets (cached), about 100 ns each.
 """
 
 from __future__ import annotations
