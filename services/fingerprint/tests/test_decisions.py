@@ -98,6 +98,52 @@ def test_fingers_are_the_bootstrap_unit_of_the_impostor_scores():
     assert all(n % 64 == 0 for n in sizes) and len(sizes) > 1
 
 
+def test_pooled_crops_keep_fingers_as_the_bootstrap_unit():
+    """Crops of one set with several seeds pool into one population of the same fingers: every pair of
+    fingers holds the scores of all parts, and a bootstrap sample is still whole finger pairs."""
+    rng = np.random.default_rng(7)
+    parts = [_population(rng, 6, 0.5, f"seed{k}") for k in range(3)]
+    pooled = ImpostorScores.pooled("DB1_B-tiny", parts)
+    assert pooled.fingers == 6 and len(pooled) == 3 * len(parts[0])
+    assert np.array_equal(pooled.blocks[(2, 4)], np.concatenate([p.blocks[(2, 4)] for p in parts]))
+    assert all(len(pooled.sample(np.random.default_rng(k))) % (3 * 64) == 0 for k in range(10))
+    with pytest.raises(ValueError, match="same fingers"):
+        ImpostorScores.pooled("x", [parts[0], _population(rng, 5, 0.5, "other")])
+
+
+def test_level_folds_hold_a_family_out_with_its_crops():
+    """choose_level leaves out a database family (its full set and its crops) at a time: the table of the
+    other families must hold the decisions on each of its populations, so a family whose crops have a
+    heavier tail than every other population forces a higher level than its full set alone would."""
+    from bio_fingerprint import bench_decisions as bd
+    from bio_fingerprint.decision_data import PrintSet
+
+    assert bd.family("DB1_B-tiny") == "DB1_B" and bd.family("pyfnprint") == "pyfnprint"
+    rng = np.random.default_rng(8)
+
+    def printset(name: str, fingers: int, heaviness: float) -> tuple[PrintSet, np.ndarray]:
+        ids = [str(f) for f in range(fingers) for _ in range(8)]
+        pair = rng.lognormal(0.0, heaviness, (fingers, fingers))
+        pair = (pair + pair.T) / 2
+        of = np.array([int(x) for x in ids])
+        scores = rng.exponential(1.0, (len(ids), len(ids))) * pair[of[:, None], of[None, :]]
+        np.fill_diagonal(scores, np.nan)
+        return PrintSet(name, ids, []), scores
+
+    pops = {"A": printset("A", 12, 0.3), "B": printset("B", 12, 0.3), "A-tiny": printset("A-tiny", 12, 1.2)}
+    imps = {n: ImpostorScores.from_matrix(n, m, s.fingers) for n, (s, m) in pops.items()}
+    curves = {n: bootstrap_thresholds(v, 60, np.random.default_rng(k)) for k, (n, v) in enumerate(imps.items())}
+    sizes = {n: len(v) for n, v in imps.items()}
+    trials = {n: bd.draw_trials(s, m, np.random.default_rng(1)) for n, (s, m) in pops.items()}
+    full_only = bd.choose_level(["A", "B"], curves, sizes, trials)
+    with_crops = bd.choose_level(["A", "B", "A-tiny"], curves, sizes, trials)
+    assert with_crops["tuned_on"] == ["A", "B", "A-tiny"]
+    assert [t["level"] for t in with_crops["tried"]][0] == bd.LEVELS[0]
+    # folds are families: A and A-tiny are held out together, never A-tiny alone
+    assert all(set(t["failed_on"]) <= {"A", "B"} for t in with_crops["tried"])
+    assert "A" in with_crops["tried"][0]["failed_on"] and full_only["level"] <= with_crops["level"]
+
+
 def test_conservative_table_takes_the_heaviest_population_and_rises_with_the_level():
     rng = np.random.default_rng(5)
     light, heavy = _population(rng, 12, 0.3, "light"), _population(rng, 12, 0.9, "heavy")

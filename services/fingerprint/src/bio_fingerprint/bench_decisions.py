@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bio_fingerprint.decision_data import SETS, PrintSet, load_set
+from bio_fingerprint.decision_data import CROP_KINDS, SETS, PrintSet, load_crops, load_set
 from bio_fingerprint.engine.decision import (
     ImpostorScores,
     ScoreFmr,
@@ -169,6 +169,14 @@ def draw_trials(s: PrintSet, scores: np.ndarray, rng: np.random.Generator) -> Tr
     return Trials(verify, identify)
 
 
+def merge_trials(parts: list[Trials]) -> Trials:
+    """Trials of several sets of the same fingers (crops with different seeds) as one."""
+    verify = {n: tuple(np.concatenate([p.verify[n][k] for p in parts]) for k in range(3)) for n in parts[0].verify}
+    identify = {g: tuple(np.concatenate([p.identify[g][k] for p in parts]) for k in range(2))
+                for g in parts[0].identify}
+    return Trials(verify, identify)  # type: ignore[arg-type]
+
+
 def score_trials(trials: Trials, fmr_table: ScoreFmr, rng: np.random.Generator | None,
                  **label: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Requested vs measured for every decision of the bench under ``fmr_table`` (rng None: no finger
@@ -197,21 +205,80 @@ def tail_table(curves: dict[str, np.ndarray], sizes: dict[str, int], names: list
     return ScoreFmr(conservative_points({n: curves[n] for n in names}, sizes, level))
 
 
+def family(population: str) -> str:
+    """The database a population comes from ("DB1_B-tiny" -> "DB1_B"): its crops are held out with it."""
+    return population.split("-")[0]
+
+
 def choose_level(names: list[str], curves: dict[str, np.ndarray], sizes: dict[str, int],
                  trials: dict[str, Trials]) -> dict[str, Any]:  # level (float), held, tuned_on, tried
-    """Lowest level whose table, fitted on all of ``names`` but one, holds every decision on the one left
-    out, for each of ``names`` in turn; the highest level if none does (``held`` false)."""
+    """Lowest level whose table, fitted on the populations of all families of ``names`` but one, holds every
+    decision on the populations of the one left out, for each family in turn; the highest level if none
+    does (``held`` false)."""
+    families = list(dict.fromkeys(family(n) for n in names))
     tried = []
     for level in LEVELS:
         failed = []
-        for out in names:
-            v, i = score_trials(trials[out], tail_table(curves, sizes, [n for n in names if n != out], level), None)
-            if not holds(v + i):
+        for out in families:
+            table = tail_table(curves, sizes, [n for n in names if family(n) != out], level)
+            rows = [r for n in names if family(n) == out for part in score_trials(trials[n], table, None)
+                    for r in part]
+            if not holds(rows):
                 failed.append(out)
         tried.append({"level": level, "failed_on": failed})
         if not failed:
             return {"level": level, "held": True, "tuned_on": names, "tried": tried}
     return {"level": LEVELS[-1], "held": False, "tuned_on": names, "tried": tried}
+
+
+@dataclass
+class Inputs:
+    """What the tables are fitted on and checked with. Populations: the full sets and, per family and crop
+    kind, the crops of the tuning seeds pooled (``DB1_B-tiny``); ``holdout``: the crops of the hold-out seeds,
+    per family and kind, checked only."""
+
+    sets: dict[str, PrintSet]
+    scores: dict[str, np.ndarray]
+    imps: dict[str, ImpostorScores]
+    curves: dict[str, np.ndarray]
+    trials: dict[str, Trials]
+    holdout: dict[str, Trials] = field(default_factory=dict)
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {n: len(v) for n, v in self.imps.items()}
+
+
+def fit_inputs(data_dir: Path, cache: Path | None, work: Path | None, seed: int = 0, fit_crops: bool = False
+               ) -> Inputs:
+    """Score matrices, tail bootstraps and trials of every population. With ``work`` (the folder bench.py
+    writes its transformed sets to) the hold-out seeds' crops are checked, and with ``fit_crops`` the tuning
+    seeds' crops are populations too."""
+    from bio_fingerprint.bench import HOLDOUT_SEEDS, TUNING_SEEDS
+
+    base = data_dir / "fingerprints"
+    sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
+    scores = {n: s.score_matrix() for n, s in sets.items()}
+    rng = np.random.default_rng(seed)
+    imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
+    trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
+    holdout: dict[str, Trials] = {}
+    for pop, seeds, tuning in [(f"{f}-{k}", sd, t) for f in sets for k in CROP_KINDS
+                               for sd, t in ((TUNING_SEEDS, True), (HOLDOUT_SEEDS, False))[0 if fit_crops else 1:]
+                               if work is not None]:
+        fam, kind = pop.split("-")
+        crops = [c for sd in seeds if work is not None and (c := load_crops(base, work, fam, kind, sd, cache))]
+        mats = [c.score_matrix() for c in crops]
+        merged = merge_trials([draw_trials(c, m, rng) for c, m in zip(crops, mats, strict=True)])
+        if tuning:
+            imps[pop] = ImpostorScores.pooled(pop, [ImpostorScores.from_matrix(c.name, m, c.fingers)
+                                                    for c, m in zip(crops, mats, strict=True)])
+            trials[pop] = merged
+        else:
+            holdout[pop] = merged
+    curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
+              for k, (n, v) in enumerate(imps.items())}
+    return Inputs(sets, scores, imps, curves, trials, holdout)
 
 
 def pooled_identify(sets: dict[str, PrintSet], rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -230,25 +297,21 @@ def pooled_identify(sets: dict[str, PrintSet], rng: np.random.Generator) -> list
     return out
 
 
-def run(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
-    base = data_dir / "fingerprints"
-    sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
-    scores = {n: s.score_matrix() for n, s in sets.items()}
-    rng = np.random.default_rng(seed)
-    imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
-    sizes = {n: len(v) for n, v in imps.items()}
-    curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
-              for k, (n, v) in enumerate(imps.items())}
-    trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
-    report: dict[str, Any] = {"sets": {}, "method": __doc__.split("\n\n")[1].replace("\n", " "),
-                              "levels": list(LEVELS), "bootstrap_rounds": ROUNDS}
+def run(data_dir: Path, cache: Path | None, seed: int = 0, work: Path | None = None, fit_crops: bool = False
+        ) -> dict[str, Any]:
+    fit = fit_inputs(data_dir, cache, work, seed, fit_crops)
+    sets, scores, imps, curves, trials, sizes = fit.sets, fit.scores, fit.imps, fit.curves, fit.trials, fit.sizes
+    rng = np.random.default_rng([seed, 1])
+    pops = list(imps)
+    report: dict[str, Any] = {"sets": {}, "crops": {}, "method": __doc__.split("\n\n")[1].replace("\n", " "),
+                              "levels": list(LEVELS), "bootstrap_rounds": ROUNDS, "populations": pops}
     for name, s in sets.items():
-        others = [n for n in sets if n != name]
+        others = [n for n in pops if family(n) != name]
         out: dict[str, Any] = {"prints": len(s.templates), "fingers": len(s.by_finger()), "verify": [],
                                "identify": []}
         if others:
-            choice: dict[str, Any] = choose_level(others, curves, sizes, trials) if len(others) > 1 else \
-                {"level": LEVELS[-1], "held": False, "tuned_on": [], "tried": []}
+            choice: dict[str, Any] = choose_level(others, curves, sizes, trials) if len(set(map(family, others))) > 1 \
+                else {"level": LEVELS[-1], "held": False, "tuned_on": [], "tried": []}
             out["level"] = choice
             fitted = "+".join(others)
             tables = [(tail_table(curves, sizes, others, choice["level"]),
@@ -267,11 +330,19 @@ def run(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
             v, i = score_trials(trials[name], table, rng, **label)
             out["verify"] += v
             out["identify"] += i
+            for pop, held in fit.holdout.items():
+                if family(pop) == name and label["method"] != "empirical":
+                    # the shipped table saw the impressions these crops were cut from, never these crops
+                    lab = {**label, "table_fitted_on_this_set": False}
+                    v, i = score_trials(held, table, rng, **lab)
+                    entry = report["crops"].setdefault(pop, {"verify": [], "identify": []})
+                    entry["verify"] += v
+                    entry["identify"] += i
         out["dependence"] = dependence(s, scores[name], rng)
         report["sets"][name] = out
     if len(sets) > 1:
         report["pooled_identify"] = pooled_identify(sets, rng)
-        report["shipped_level"] = choose_level(list(sets), curves, sizes, trials)
+        report["shipped_level"] = choose_level(pops, curves, sizes, trials)
     report["large_galleries"] = [{"templates": t, "fpir": f, "per_comparison_fmr": d.per_comparison_fmr,
                                   "threshold": d.threshold, "extrapolated": d.extrapolated}
                                  for t in (100, 1000, 10_000, 100_000) for f in (0.01,)
@@ -279,22 +350,17 @@ def run(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
     return report
 
 
-def shipped_table_points(data_dir: Path, cache: Path | None, seed: int = 0) -> dict[str, Any]:
-    """The table ``bio-fingerprint calibrate`` ships: the tail model fitted on every set, at the level
-    chosen leaving one set out (each set checked with the table of the others)."""
-    base = data_dir / "fingerprints"
-    sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
-    scores = {n: s.score_matrix() for n, s in sets.items()}
-    imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
-    sizes = {n: len(v) for n, v in imps.items()}
-    curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
-              for k, (n, v) in enumerate(imps.items())}
-    rng = np.random.default_rng(seed)
-    trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
-    choice: dict[str, Any] = choose_level(list(sets), curves, sizes, trials) if len(sets) > 1 else \
+def shipped_table_points(data_dir: Path, cache: Path | None, work: Path | None = None, seed: int = 0
+                         ) -> dict[str, Any]:
+    """The table ``bio-fingerprint calibrate`` ships: the tail model fitted on every population (the full sets,
+    and with ``work`` the tuning seeds' crops), at the level chosen leaving one family out (each family's
+    populations checked with the table of the others)."""
+    fit = fit_inputs(data_dir, cache, work, seed, fit_crops=work is not None)
+    names = list(fit.imps)
+    choice: dict[str, Any] = choose_level(names, fit.curves, fit.sizes, fit.trials) if len(fit.sets) > 1 else \
         {"level": LEVELS[-1], "held": False, "tuned_on": [], "tried": []}
-    return {"points": conservative_points(curves, sizes, choice["level"]), "level": choice,
-            "impostor_comparisons": sizes, "fingers": {n: v.fingers for n, v in imps.items()}}
+    return {"points": conservative_points(fit.curves, fit.sizes, choice["level"]), "level": choice,
+            "impostor_comparisons": fit.sizes, "fingers": {n: v.fingers for n, v in fit.imps.items()}}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -328,6 +394,7 @@ def markdown(report: dict[str, Any]) -> str:
         for v in r["identify"]:
             lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}") +
                          f" {v['threshold']:.2f} |")
+    lines += _crop_lines(report.get("crops", {}))
     if report.get("pooled_identify"):
         lines += ["", "Pooled galleries (all three sets, probes of fingers left out; cross-sensor impostors included):", ""]
         lines += [_row("pooled", v, f"{v['gallery_subjects']} / {v['gallery_templates']}") + f" {v['threshold']:.2f} |"
@@ -347,6 +414,30 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _crop_lines(crops: dict[str, Any]) -> list[str]:
+    if not crops:
+        return []
+    lines = ["", "## Small and tiny crops of the hold-out seeds (never fitted on)", "",
+             "Per family and crop kind, the crops of seeds " + ", ".join(map(str, _holdout_seeds())) + " pooled "
+             "(bench.py's development sets). The fold's table never saw the family; the shipped one was fitted on "
+             "the full impressions the crops were cut from, never on these crops.", "",
+             "| crops | table | N / gallery | requested | measured | 95% CI (Clopper-Pearson) | 95% CI (finger "
+             "bootstrap) | false / trials | holds | threshold | FNMR |", "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|"]
+    for name, r in crops.items():
+        for v in r["verify"]:
+            lines.append(_row(name, v, f"N {v['enrolled']}") + f" {v['threshold']:.2f} | {v['fnmr']:.4f} |")
+        for v in r["identify"]:
+            lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}") +
+                         f" {v['threshold']:.2f} | |")
+    return lines
+
+
+def _holdout_seeds() -> tuple[int, ...]:
+    from bio_fingerprint.bench import HOLDOUT_SEEDS
+
+    return HOLDOUT_SEEDS
+
+
 def _row(name: str, v: dict[str, Any], size: str) -> str:
     lo, hi = v["ci95_clopper_pearson"]
     blo, bhi = v["ci95_finger_bootstrap"]
@@ -363,7 +454,8 @@ def main(args: argparse.Namespace, settings: Any) -> None:
 
     configure_torch()
     data = Path(os.environ.get("BIOMETRICS_DATA_DIR") or getattr(settings, "data_dir", None) or "../shared/data")
-    report = run(data, Path(args.cache) if args.cache else None, args.seed)
+    report = run(data, Path(args.cache) if args.cache else None, args.seed, Path(args.work) if args.work else None,
+                 args.fit_crops)
     md = markdown(report)
     print(md)
     if args.json:
@@ -379,4 +471,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", help="write the report here (and OUT.md beside it)")
     p.add_argument("--cache", help="folder keeping extracted templates between runs")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default="var/fingerprint-devsets",
+                   help="folder for the small / tiny crops (bench.py's development sets), whose hold-out seeds "
+                        "are checked; '' leaves them out")
+    p.add_argument("--fit-crops", action="store_true",
+                   help="fit the tables on the tuning seeds' crops too (as calibrate --work does)")
     p.set_defaults(handler=main)

@@ -10,9 +10,10 @@ from typing import Any
 
 
 def calibrate(args: Any, data_dir: Path) -> None:
-    """Impostor scores of every cross-finger pair within each set (DB1_B, DB2_B, pyfnprint; the probe path
-    of /verify) -> per set a GPD tail and its bootstrap over fingers -> the table at the confidence level
-    chosen leaving one set out, written into the package. Only the LEADER extractor's table is fitted this
+    """Impostor scores of every cross-finger pair within each population (DB1_B, DB2_B, pyfnprint and their
+    small / tiny crops of the tuning seeds; the probe path of /verify) -> per population a GPD tail and its
+    bootstrap over fingers -> the table at the confidence level chosen leaving one family out, written into
+    the package. Only the LEADER extractor's table is fitted this
     way (the sets are extracted with it); ``--extractor classic`` is refused."""
     from bio_fingerprint.bench_decisions import shipped_table_points
     from bio_fingerprint.engine.template import ALGORITHM_VERSION
@@ -20,17 +21,18 @@ def calibrate(args: Any, data_dir: Path) -> None:
     if args.extractor != "leader" or args.directories:
         raise SystemExit("calibrate fits the LEADER table on the decision benchmark's sets (no folders, no "
                          "other extractor)")
-    fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None)
+    fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None, Path(args.work) if args.work else None)
     level = fit["level"]
     table: dict[str, Any] = {
         "algorithm": "bio-fp-leader", "algorithm_version": ALGORITHM_VERSION, "extractor": "leader",
         "matcher": "minutiae pairing weighted by neighbour + Minutia Cylinder-Code similarity (engine/matcher.py)",
-        "method": "per set, every cross-finger pair is an impostor comparison; the top 10 % of a set's impostor "
-                  "scores is a generalised Pareto tail (Zhang-Stephens fit), refitted on 400 bootstrap samples "
-                  "of the set's fingers; a point's threshold is the bootstrap quantile at `level` of the set "
-                  "with the highest one (`set_by`). `level` is the lowest at which, leaving each set out, the "
-                  "table of the others held every decision of bench-decisions on it. measured: false where "
-                  "that set has fewer than one impostor comparison per rate (model only).",
+        "method": "per population (a full set, or the small / tiny crops of a set's tuning seeds pooled), every "
+                  "cross-finger pair is an impostor comparison; the top 10 % of a population's impostor scores is "
+                  "a generalised Pareto tail (Zhang-Stephens fit), refitted on 400 bootstrap samples of its "
+                  "fingers; a point's threshold is the bootstrap quantile at `level` of the population with the "
+                  "highest one (`set_by`). `level` is the lowest at which, leaving each family (a set with its "
+                  "crops) out, the table of the others held every decision of bench-decisions on it. measured: "
+                  "false where that population has fewer than one impostor comparison per rate (model only).",
         "level": level["level"], "level_held": level["held"], "level_tuned_on": level["tuned_on"],
         "level_tried": level["tried"],
         "impostor_comparisons": int(sum(fit["impostor_comparisons"].values())),

@@ -1,5 +1,10 @@
 """Real prints for the decision benchmark: templates of each set (extracted once, cached) and the full
-probe x template score matrix of a set, the way /verify and /identify score (probe first)."""
+probe x template score matrix of a set, the way /verify and /identify score (probe first).
+
+Besides the full impressions, the small and tiny crops of bench.py (engine/devsets.py) are populations of
+their own: smaller prints have a heavier impostor tail at the same score (fewer minutiae in the common
+area), so a table fitted on full impressions alone understates the rate a small-area sensor gets. The crops
+of the tuning seeds (bench.TUNING_SEEDS) are fitted on; those of the hold-out seeds only check."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from bio_fingerprint.engine import matcher
 from bio_fingerprint.engine.evaluation import read_truth
 
 SETS = ("DB1_B", "DB2_B", "pyfnprint")
+CROP_KINDS = ("small", "tiny")
 
 
 @dataclass
@@ -59,7 +65,21 @@ def _extract(rows: list[tuple[Path, str]]) -> list[np.ndarray]:
 
 
 def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
-    rows = _rows(base, name)
+    return _load(name, _rows(base, name), cache_dir)
+
+
+def load_crops(base: Path, work: Path, family: str, kind: str, seed: int, cache_dir: Path | None) -> PrintSet | None:
+    """The ``kind`` crops of a family's prints with ``seed`` (bench.py's development set, written to ``work``
+    once)."""
+    from bio_fingerprint.bench import DEV_SETS, set_folder
+
+    if not _rows(base, family):
+        return None
+    dev = next(d for d in DEV_SETS if d.source == family and d.kind == kind and d.seed == seed)
+    return _load(dev.name, read_truth(set_folder(base, work, dev)), cache_dir)
+
+
+def _load(name: str, rows: list[tuple[Path, str]], cache_dir: Path | None) -> PrintSet | None:
     if not rows:
         return None
     fingers = [f for _, f in rows]

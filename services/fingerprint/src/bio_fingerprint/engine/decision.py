@@ -25,6 +25,9 @@ fingers are resampled with replacement (a bootstrap over fingers, the unit the l
 and the table's threshold at each rate is the ``level`` quantile of the bootstrap thresholds (an upper
 confidence bound), the largest over the populations: the requested rate is meant to hold on every sensor
 like the ones measured, not on their average. ``bench_decisions`` chooses the level leaving one set out.
+Smaller prints have a heavier tail at the same score: the small / tiny crops of bench.py can be populations too
+(``ImpostorScores.pooled``; ``bio-fingerprint calibrate --work``), and bench_decisions checks the shipped table
+on the crops of its hold-out seeds.
 """
 
 from __future__ import annotations
@@ -216,6 +219,14 @@ class ImpostorScores:
         blocks = {(a, b): np.asarray(scores[np.ix_(idx[a], idx[b])], np.float64).ravel()
                   for a in range(len(ids)) for b in range(len(ids)) if a != b}
         return cls(name, len(ids), {k: v[np.isfinite(v)] for k, v in blocks.items()})
+
+    @classmethod
+    def pooled(cls, name: str, parts: list[ImpostorScores]) -> ImpostorScores:
+        """One population from several sets of the same fingers (crops of one set with different seeds): the
+        scores of each pair of fingers together, so that a bootstrap still resamples fingers."""
+        if not parts or any(p.fingers != parts[0].fingers or p.blocks.keys() != parts[0].blocks.keys() for p in parts):
+            raise ValueError("pooled sets must hold the same fingers")
+        return cls(name, parts[0].fingers, {k: np.concatenate([p.blocks[k] for p in parts]) for k in parts[0].blocks})
 
     def sample(self, rng: np.random.Generator | None = None) -> np.ndarray:
         """Every impostor score, or (with ``rng``) those of a bootstrap sample of the fingers: a finger drawn
