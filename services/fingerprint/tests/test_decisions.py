@@ -256,3 +256,34 @@ def test_another_finger_does_not_match_a_subject_with_three_impressions(start, f
     bad = svc.client.post(f"{P}/identify", files={"file": _file(fp_root, f"{DB1}/103_5.tif")},
                           data={"fpir": "1.5"}, headers=svc.auth())
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_fmr"
+
+
+def test_small_area_profile_sets_the_thresholds_of_a_small_sensor_deployment(start, fp_root):
+    """BIO_FINGERPRINT_SCORE_TABLE=small-area: /thresholds serves the table fitted with the small / tiny crops
+    too (bio-fingerprint calibrate --work), and verify and identify take their thresholds from it; it is
+    stricter than the full-area table at every rate (smaller prints' impostor tail is heavier). A profile
+    without a table for the extractor is refused when the settings are read."""
+    from pydantic import ValidationError
+
+    from bio_fingerprint.settings import FingerprintSettings
+
+    full, small = shipped(), shipped("leader", "small-area")
+    assert all(small.threshold_for(r) > full.threshold_for(r) for r in (0.1, 0.01, 0.001, 0.0001))
+    with pytest.raises(ValidationError, match="no small-area score table for the classic extractor"):
+        FingerprintSettings(extractor="classic", score_table="small-area")
+    with pytest.raises(ValueError, match="unknown score table profile"):
+        shipped("leader", "tiny")
+
+    svc = start(score_table="small-area")
+    t = svc.client.get(f"{P}/thresholds", headers=svc.auth()).json()
+    assert t["profile"] == "small-area" and t["points"][0]["set_by"].endswith(("-small", "-tiny"))
+    r = svc.client.post(f"{P}/enroll", files=[("files", _file(fp_root, f"{DB1}/101_1.tif"))],
+                        data={"subject": "A", "finger": "1"}, headers=svc.auth())
+    assert r.status_code == 201, r.text
+    tid = r.json()["items"][0]["template"]["id"]
+    one = svc.client.post(f"{P}/verify", files={"file": _file(fp_root, f"{DB1}/101_5.tif")},
+                          data={"template_id": tid, "fmr": "0.01"}, headers=svc.auth()).json()
+    assert one["threshold"] == pytest.approx(small.threshold_for(0.01), abs=1e-3)
+    ident = svc.client.post(f"{P}/identify", files={"file": _file(fp_root, f"{DB1}/101_6.tif")},
+                            data={"fpir": "0.01"}, headers=svc.auth()).json()
+    assert ident["threshold"] == pytest.approx(decide(small, 0.01, 1).threshold, abs=1e-3)

@@ -14,7 +14,11 @@ independent; the 95 % intervals are Clopper-Pearson on the trial counts and a bo
 (which accounts for the sharing). FNMR is the genuine cost of a verify threshold (best of the N enrolled
 impressions against another impression of the same finger).
 
-``bio-fingerprint bench-decisions [--json OUT] [--cache DIR]``
+With ``--work`` (the default folder of bench.py's transformed sets) every table is also checked on the small
+and tiny crops of the hold-out seeds, and the shipped ``small-area`` table (fitted on the tuning seeds' crops
+too; ``--fit-crops`` makes the fold tables do the same) beside the default one.
+
+``bio-fingerprint bench-decisions [--json OUT] [--cache DIR] [--work DIR] [--fit-crops]``
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from bio_fingerprint.engine.decision import (
     conservative_points,
     decide,
     shipped,
+    shipped_table,
+    table_path,
 )
 from bio_fingerprint.engine.evaluation import score_fmr_points
 
@@ -326,6 +332,12 @@ def run(data_dir: Path, cache: Path | None, seed: int = 0, work: Path | None = N
         tables.append((shipped(), {"table": "shipped (all sets)", "method": "shipped",
                                    "table_fitted_on": list(SETS), "level_tuned_on": list(SETS),
                                    "table_fitted_on_this_set": True}))
+        if table_path("leader", "small-area").is_file():
+            small = shipped_table("leader", "small-area")
+            tables.append((shipped("leader", "small-area"),
+                           {"table": "shipped small-area (all sets and their tuning seeds' crops)",
+                            "method": "shipped-small-area", "table_fitted_on": small["level_tuned_on"],
+                            "level_tuned_on": small["level_tuned_on"], "table_fitted_on_this_set": True}))
         for table, label in tables:
             v, i = score_trials(trials[name], table, rng, **label)
             out["verify"] += v
@@ -419,8 +431,9 @@ def _crop_lines(crops: dict[str, Any]) -> list[str]:
         return []
     lines = ["", "## Small and tiny crops of the hold-out seeds (never fitted on)", "",
              "Per family and crop kind, the crops of seeds " + ", ".join(map(str, _holdout_seeds())) + " pooled "
-             "(bench.py's development sets). The fold's table never saw the family; the shipped one was fitted on "
-             "the full impressions the crops were cut from, never on these crops.", "",
+             "(bench.py's development sets). The fold's table never saw the family; the shipped ones were fitted on "
+             "the full impressions the crops were cut from (small-area: and on the tuning seeds' crops), never on "
+             "these crops.", "",
              "| crops | table | N / gallery | requested | measured | 95% CI (Clopper-Pearson) | 95% CI (finger "
              "bootstrap) | false / trials | holds | threshold | FNMR |", "|---|---|---:|---:|---:|---|---|---:|---|---:|---:|"]
     for name, r in crops.items():

@@ -4,7 +4,6 @@ the impostor scores of the decision benchmark's sets (engine/decision.py, bench_
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -13,18 +12,22 @@ def calibrate(args: Any, data_dir: Path) -> None:
     """Impostor scores of every cross-finger pair within each population (DB1_B, DB2_B, pyfnprint and their
     small / tiny crops of the tuning seeds; the probe path of /verify) -> per population a GPD tail and its
     bootstrap over fingers -> the table at the confidence level chosen leaving one family out, written into
-    the package. Only the LEADER extractor's table is fitted this
-    way (the sets are extracted with it); ``--extractor classic`` is refused."""
+    the package: the ``full-area`` table from the full sets, the ``small-area`` one with the crops (``--work``).
+    Only the LEADER extractor's tables are fitted this way (the sets are extracted with it); ``--extractor
+    classic`` is refused."""
     from bio_fingerprint.bench_decisions import shipped_table_points
+    from bio_fingerprint.engine.decision import table_path
     from bio_fingerprint.engine.template import ALGORITHM_VERSION
 
     if args.extractor != "leader" or args.directories:
         raise SystemExit("calibrate fits the LEADER table on the decision benchmark's sets (no folders, no "
                          "other extractor)")
-    fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None, Path(args.work) if args.work else None)
+    work = Path(args.work) if args.work else None
+    profile = "small-area" if work else "full-area"
+    fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None, work)
     level = fit["level"]
     table: dict[str, Any] = {
-        "algorithm": "bio-fp-leader", "algorithm_version": ALGORITHM_VERSION, "extractor": "leader",
+        "algorithm": "bio-fp-leader", "algorithm_version": ALGORITHM_VERSION, "extractor": "leader", "profile": profile,
         "matcher": "minutiae pairing weighted by neighbour + Minutia Cylinder-Code similarity (engine/matcher.py)",
         "method": "per population (a full set, or the small / tiny crops of a set's tuning seeds pooled), every "
                   "cross-finger pair is an impostor comparison; the top 10 % of a population's impostor scores is "
@@ -41,8 +44,7 @@ def calibrate(args: Any, data_dir: Path) -> None:
                     for n, k in fit["impostor_comparisons"].items()],
         "points": fit["points"],
     }
-    path = Path(args.out) if args.out else Path(str(resources.files("bio_fingerprint") / "weights" /
-                                                    "score_fmr_leader.json"))
+    path = Path(args.out) if args.out else Path(str(table_path("leader", profile)))
     path.write_text(json.dumps(table, indent=2) + "\n")
     print(json.dumps(table["points"]))
     print(f"wrote {path} (level {level['level']:g}, tuned on {'+'.join(level['tuned_on'])})")

@@ -186,6 +186,7 @@ class FingerprintThresholds(_Out):
     algorithm: str
     algorithm_version: str
     extractor: str
+    profile: str = "full-area"  # sensor class the table is fitted for (BIO_FINGERPRINT_SCORE_TABLE)
     method: str
     impostor_comparisons: int
     points: list[FingerprintThresholdPoint]

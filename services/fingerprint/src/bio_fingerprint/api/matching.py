@@ -80,4 +80,5 @@ async def identify(rt: RuntimeDep, identity: IdentityDep, file: ProbeFile = None
 @router.get("/thresholds", response_model=FingerprintThresholds, operation_id="fingerprint_get_thresholds",
             summary="The single-comparison score-to-FMR table the decision thresholds derive from")
 def thresholds(rt: RuntimeDep) -> FingerprintThresholds:
-    return FingerprintThresholds.model_validate(calibration.fmr_table(settings_of(rt).extractor))
+    return FingerprintThresholds.model_validate(calibration.fmr_table(settings_of(rt).extractor,
+                                                                           settings_of(rt).score_table))

@@ -95,18 +95,33 @@ class ScoreFmr:
         return float(np.interp(lf, self.log_fmrs[::-1], self.scores[::-1]))
 
 
-@lru_cache(maxsize=4)
-def shipped_table(extractor: str = "leader") -> dict[str, Any]:
+# score tables per sensor class: "full-area" is fitted on full impressions (FVC2002 B, pyfnprint), "small-area"
+# also on their small / tiny crops (smaller prints have a heavier impostor tail at the same score)
+PROFILES = ("full-area", "small-area")
+
+
+def table_path(extractor: str = "leader", profile: str = "full-area") -> Any:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown score table profile {profile!r}; known: {list(PROFILES)}")
+    suffix = "" if profile == "full-area" else f"_{profile}"
+    return resources.files("bio_fingerprint") / "weights" / f"score_fmr_{extractor}{suffix}.json"
+
+
+@lru_cache(maxsize=8)
+def shipped_table(extractor: str = "leader", profile: str = "full-area") -> dict[str, Any]:
     """The score-to-FMR table measured on impostor comparisons (``bio-fingerprint calibrate``), one per
-    minutiae extractor (their score distributions differ)."""
-    path = resources.files("bio_fingerprint") / "weights" / f"score_fmr_{extractor}.json"
+    minutiae extractor (their score distributions differ) and sensor profile."""
+    path = table_path(extractor, profile)
+    if not path.is_file():
+        raise ValueError(f"no {profile} score table for the {extractor} extractor")
     table: dict[str, Any] = json.loads(path.read_text())
+    table.setdefault("profile", profile)
     return table
 
 
-@lru_cache(maxsize=4)
-def shipped(extractor: str = "leader") -> ScoreFmr:
-    return ScoreFmr.from_table(shipped_table(extractor))
+@lru_cache(maxsize=8)
+def shipped(extractor: str = "leader", profile: str = "full-area") -> ScoreFmr:
+    return ScoreFmr.from_table(shipped_table(extractor, profile))
 
 
 def per_comparison_rate(rate: float, comparisons: int) -> float:

@@ -12,26 +12,26 @@ from bio_fingerprint.engine import decision
 from bio_fingerprint.exceptions import InvalidRate
 
 
-def fmr_table(extractor: str = "leader") -> dict[str, Any]:
-    return decision.shipped_table(extractor)
+def fmr_table(extractor: str = "leader", profile: str = "full-area") -> dict[str, Any]:
+    return decision.shipped_table(extractor, profile)
 
 
-def threshold_for(fmr: float, extractor: str = "leader") -> float:
+def threshold_for(fmr: float, extractor: str = "leader", profile: str = "full-area") -> float:
     """Single-comparison threshold: lowest score whose measured impostor FMR is at most ``fmr``."""
-    return decide(fmr, 1, extractor).threshold
+    return decide(fmr, 1, extractor, profile).threshold
 
 
-def fmr_of(score: float, extractor: str = "leader") -> float:
+def fmr_of(score: float, extractor: str = "leader", profile: str = "full-area") -> float:
     """Estimated single-comparison false-match rate at this score (share of impostor scores reaching it)."""
-    return decision.shipped(extractor).fmr_of(score)
+    return decision.shipped(extractor, profile).fmr_of(score)
 
 
-def decide(rate: float, comparisons: int, extractor: str = "leader") -> decision.Decision:
+def decide(rate: float, comparisons: int, extractor: str = "leader", profile: str = "full-area") -> decision.Decision:
     if not (0 < rate < 1):
         raise InvalidRate()
-    return decision.decide(decision.shipped(extractor), rate, comparisons)
+    return decision.decide(decision.shipped(extractor, profile), rate, comparisons)
 
 
-def decision_fmr_of(score: float, comparisons: int, extractor: str = "leader") -> float:
+def decision_fmr_of(score: float, comparisons: int, extractor: str = "leader", profile: str = "full-area") -> float:
     """Estimated rate at which a best-of-``comparisons`` impostor decision reaches this score."""
-    return decision.decision_rate(fmr_of(score, extractor), comparisons)
+    return decision.decision_rate(fmr_of(score, extractor, profile), comparisons)

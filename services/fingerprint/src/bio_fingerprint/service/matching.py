@@ -118,17 +118,17 @@ def _targets(rt: ServiceRuntime, identity: Identity, template_id: str | None, su
 def verify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, template_id: str | None, subject: str | None,
            finger: int | None, fmr: float | None) -> VerifyResult:
     fmr = check_rate(fmr) or settings_of(rt).default_fmr
-    ext = settings_of(rt).extractor
+    ext, profile = settings_of(rt).extractor, settings_of(rt).score_table
     rows = _targets(rt, identity, template_id, subject, finger)
-    decision = calibration.decide(fmr, len(rows), ext)
+    decision = calibration.decide(fmr, len(rows), ext, profile)
     with timed_inference("fingerprint", "match-1:1"):
         scores = [matcher.score(probe.minutiae, resample_to_500dpi(template_of(r))) for r in rows]
     k = int(np.argmax(scores))
     best = float(scores[k])
     return VerifyResult(match=best >= decision.threshold, decision="template" if template_id else "subject",
                         score=round(best, 3), threshold=round(decision.threshold, 3), fmr=fmr,
-                        per_comparison_fmr=decision.per_comparison_fmr, estimated_fmr=calibration.fmr_of(best, ext),
-                        estimated_decision_fmr=calibration.decision_fmr_of(best, len(rows), ext),
+                        per_comparison_fmr=decision.per_comparison_fmr, estimated_fmr=calibration.fmr_of(best, ext, profile),
+                        estimated_decision_fmr=calibration.decision_fmr_of(best, len(rows), ext, profile),
                         extrapolated=decision.extrapolated, best_template=rows[k], compared=len(rows),
                         probe_quality=probe.quality)
 
@@ -139,7 +139,7 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
     (service/search.py), whose candidate lists go through the same best-per-(subject, finger) ranking and
     threshold. The threshold counts every template of the searched gallery, as exhaustive search does."""
     fpir = check_rate(fpir, "fpir") or settings_of(rt).default_fpir
-    ext = settings_of(rt).extractor
+    ext, profile = settings_of(rt).extractor, settings_of(rt).score_table
     with rt.sessions() as s:
         indexed = template_counts(s, identity.account_id)[0] > settings_of(rt).index_above
         considered, subjects = template_counts(s, identity.account_id, finger) if indexed else (0, 0)
@@ -157,14 +157,14 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
         with timed_inference("fingerprint", "match-1:N"):
             scores = gallery.packed.scores(probe.minutiae) if chosen else np.zeros(0)
         ranked = [(float(scores[i]), meta[i].subject, meta[i].finger, meta[i].template_id) for i in chosen]
-    decision = calibration.decide(fpir, max(1, considered), ext)
+    decision = calibration.decide(fpir, max(1, considered), ext, profile)
     best: dict[tuple[str, int], tuple[float, str]] = {}
     for sc, subject, fing, template_id in ranked:
         key = (subject, fing)
         if key not in best or sc > best[key][0]:
             best[key] = (sc, template_id)
     order = sorted(best.items(), key=lambda kv: -kv[1][0])
-    candidates = [Candidate(subject, fing, template_id, round(sc, 3), calibration.fmr_of(sc, ext))
+    candidates = [Candidate(subject, fing, template_id, round(sc, 3), calibration.fmr_of(sc, ext, profile))
                   for (subject, fing), (sc, template_id) in order if sc >= decision.threshold][:top_k]
     return IdentifyResult(candidates, fpir, fpir, round(decision.threshold, 3), decision.per_comparison_fmr,
                           decision.extrapolated, size, considered, probe.quality)
