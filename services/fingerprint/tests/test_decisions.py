@@ -144,6 +144,21 @@ def test_level_folds_hold_a_family_out_with_its_crops():
     assert "A" in with_crops["tried"][0]["failed_on"] and full_only["level"] <= with_crops["level"]
 
 
+def test_trials_of_several_crop_seeds_merge_into_one_check():
+    """The hold-out crops are checked per family and kind with their seeds' trials together: every verify and
+    identify array is the concatenation of the parts, so counts add up."""
+    from bio_fingerprint import bench_decisions as bd
+
+    rng = np.random.default_rng(9)
+    parts = [bd.Trials({1: (rng.random(5), np.arange(5), rng.random(3))}, {2: (rng.random(4), np.arange(4))})
+             for _ in range(3)]
+    merged = bd.merge_trials(parts)
+    assert [len(a) for a in merged.verify[1]] == [15, 15, 9] and [len(a) for a in merged.identify[2]] == [12, 12]
+    assert np.array_equal(merged.verify[1][0][5:10], parts[1].verify[1][0])
+    v, i = bd.score_trials(merged, shipped(), None)
+    assert sum(r["trials"] for r in v) == 15 * len(bd.FMRS) and sum(r["trials"] for r in i) == 12 * len(bd.FPIRS)
+
+
 def test_conservative_table_takes_the_heaviest_population_and_rises_with_the_level():
     rng = np.random.default_rng(5)
     light, heavy = _population(rng, 12, 0.3, "light"), _population(rng, 12, 0.9, "heavy")
