@@ -24,6 +24,7 @@ too; ``--fit-crops`` makes the fold tables do the same) beside the default one.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from bio_fingerprint.bench import HOLDOUT_SEEDS, TUNING_SEEDS
 from bio_fingerprint.decision_data import CROP_KINDS, SETS, PrintSet, load_crops, load_set
 from bio_fingerprint.engine.decision import (
     ImpostorScores,
@@ -177,10 +179,14 @@ def draw_trials(s: PrintSet, scores: np.ndarray, rng: np.random.Generator) -> Tr
 
 def merge_trials(parts: list[Trials]) -> Trials:
     """Trials of several sets of the same fingers (crops with different seeds) as one."""
-    verify = {n: tuple(np.concatenate([p.verify[n][k] for p in parts]) for k in range(3)) for n in parts[0].verify}
-    identify = {g: tuple(np.concatenate([p.identify[g][k] for p in parts]) for k in range(2))
+    def cat(arrays: list[np.ndarray]) -> np.ndarray:
+        return np.concatenate(arrays)
+
+    verify = {n: (cat([p.verify[n][0] for p in parts]), cat([p.verify[n][1] for p in parts]),
+                  cat([p.verify[n][2] for p in parts])) for n in parts[0].verify}
+    identify = {g: (cat([p.identify[g][0] for p in parts]), cat([p.identify[g][1] for p in parts]))
                 for g in parts[0].identify}
-    return Trials(verify, identify)  # type: ignore[arg-type]
+    return Trials(verify, identify)
 
 
 def score_trials(trials: Trials, fmr_table: ScoreFmr, rng: np.random.Generator | None,
@@ -260,8 +266,6 @@ def fit_inputs(data_dir: Path, cache: Path | None, work: Path | None, seed: int 
     """Score matrices, tail bootstraps and trials of every population. With ``work`` (the folder bench.py
     writes its transformed sets to) the hold-out seeds' crops are checked, and with ``fit_crops`` the tuning
     seeds' crops are populations too."""
-    from bio_fingerprint.bench import HOLDOUT_SEEDS, TUNING_SEEDS
-
     base = data_dir / "fingerprints"
     sets = {n: s for n in SETS if (s := load_set(base, n, cache)) is not None}
     scores = {n: s.score_matrix() for n, s in sets.items()}
@@ -269,22 +273,27 @@ def fit_inputs(data_dir: Path, cache: Path | None, work: Path | None, seed: int 
     imps = {n: ImpostorScores.from_matrix(n, scores[n], s.fingers) for n, s in sets.items()}
     trials = {n: draw_trials(s, scores[n], rng) for n, s in sets.items()}
     holdout: dict[str, Trials] = {}
-    for pop, seeds, tuning in [(f"{f}-{k}", sd, t) for f in sets for k in CROP_KINDS
-                               for sd, t in ((TUNING_SEEDS, True), (HOLDOUT_SEEDS, False))[0 if fit_crops else 1:]
-                               if work is not None]:
-        fam, kind = pop.split("-")
-        crops = [c for sd in seeds if work is not None and (c := load_crops(base, work, fam, kind, sd, cache))]
-        mats = [c.score_matrix() for c in crops]
-        merged = merge_trials([draw_trials(c, m, rng) for c, m in zip(crops, mats, strict=True)])
-        if tuning:
-            imps[pop] = ImpostorScores.pooled(pop, [ImpostorScores.from_matrix(c.name, m, c.fingers)
-                                                    for c, m in zip(crops, mats, strict=True)])
-            trials[pop] = merged
-        else:
-            holdout[pop] = merged
+    splits = ((TUNING_SEEDS, True), (HOLDOUT_SEEDS, False)) if fit_crops else ((HOLDOUT_SEEDS, False),)
+    if work is not None:
+        for fam, kind, (seeds, tuning) in itertools.product(sets, CROP_KINDS, splits):
+            imp, merged = _crops(base, work, fam, kind, seeds, cache, rng)
+            if tuning:
+                imps[imp.name], trials[imp.name] = imp, merged
+            else:
+                holdout[imp.name] = merged
     curves = {n: bootstrap_thresholds(v, ROUNDS, np.random.default_rng([seed, k]))
               for k, (n, v) in enumerate(imps.items())}
     return Inputs(sets, scores, imps, curves, trials, holdout)
+
+
+def _crops(base: Path, work: Path, family: str, kind: str, seeds: tuple[int, ...], cache: Path | None,
+           rng: np.random.Generator) -> tuple[ImpostorScores, Trials]:
+    """The crops of ``seeds`` as one population (impostor scores pooled over the seeds) and their trials."""
+    crops = [c for sd in seeds if (c := load_crops(base, work, family, kind, sd, cache)) is not None]
+    mats = [c.score_matrix() for c in crops]
+    pooled = ImpostorScores.pooled(f"{family}-{kind}", [ImpostorScores.from_matrix(c.name, m, c.fingers)
+                                                        for c, m in zip(crops, mats, strict=True)])
+    return pooled, merge_trials([draw_trials(c, m, rng) for c, m in zip(crops, mats, strict=True)])
 
 
 def pooled_identify(sets: dict[str, PrintSet], rng: np.random.Generator) -> list[dict[str, Any]]:
@@ -310,7 +319,8 @@ def run(data_dir: Path, cache: Path | None, seed: int = 0, work: Path | None = N
     rng = np.random.default_rng([seed, 1])
     pops = list(imps)
     report: dict[str, Any] = {"sets": {}, "crops": {}, "method": __doc__.split("\n\n")[1].replace("\n", " "),
-                              "levels": list(LEVELS), "bootstrap_rounds": ROUNDS, "populations": pops}
+                              "levels": list(LEVELS), "bootstrap_rounds": ROUNDS, "populations": pops,
+                              "holdout_seeds": list(HOLDOUT_SEEDS)}
     for name, s in sets.items():
         others = [n for n in pops if family(n) != name]
         out: dict[str, Any] = {"prints": len(s.templates), "fingers": len(s.by_finger()), "verify": [],
@@ -406,7 +416,7 @@ def markdown(report: dict[str, Any]) -> str:
         for v in r["identify"]:
             lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}") +
                          f" {v['threshold']:.2f} |")
-    lines += _crop_lines(report.get("crops", {}))
+    lines += _crop_lines(report.get("crops", {}), report.get("holdout_seeds", []))
     if report.get("pooled_identify"):
         lines += ["", "Pooled galleries (all three sets, probes of fingers left out; cross-sensor impostors included):", ""]
         lines += [_row("pooled", v, f"{v['gallery_subjects']} / {v['gallery_templates']}") + f" {v['threshold']:.2f} |"
@@ -426,11 +436,11 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _crop_lines(crops: dict[str, Any]) -> list[str]:
+def _crop_lines(crops: dict[str, Any], seeds: list[int]) -> list[str]:
     if not crops:
         return []
     lines = ["", "## Small and tiny crops of the hold-out seeds (never fitted on)", "",
-             "Per family and crop kind, the crops of seeds " + ", ".join(map(str, _holdout_seeds())) + " pooled "
+             "Per family and crop kind, the crops of seeds " + ", ".join(map(str, seeds)) + " pooled "
              "(bench.py's development sets). The fold's table never saw the family; the shipped ones were fitted on "
              "the full impressions the crops were cut from (small-area: and on the tuning seeds' crops), never on "
              "these crops.", "",
@@ -443,12 +453,6 @@ def _crop_lines(crops: dict[str, Any]) -> list[str]:
             lines.append(_row(name, v, f"{v['gallery_subjects']} / {v['gallery_templates']}") +
                          f" {v['threshold']:.2f} | |")
     return lines
-
-
-def _holdout_seeds() -> tuple[int, ...]:
-    from bio_fingerprint.bench import HOLDOUT_SEEDS
-
-    return HOLDOUT_SEEDS
 
 
 def _row(name: str, v: dict[str, Any], size: str) -> str:

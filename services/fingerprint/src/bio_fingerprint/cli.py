@@ -99,7 +99,7 @@ def extra(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--out", help="default: the table shipped in the package")
     c.add_argument("--cache", help="folder keeping extracted templates between runs (matcher tuning)")
     c.add_argument("--work", help="also fit the small / tiny crops of the tuning seeds (bench.py's development "
-                   "sets, written here); the shipped table is fitted on the full sets only")
+                   "sets, written here) and write the small-area table instead of the full-area one")
     c.add_argument("--enhancement", default="classic")
     c.add_argument("--extractor", default="leader", choices=["leader", "classic"])
     c.set_defaults(handler=calibrate)
