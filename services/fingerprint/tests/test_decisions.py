@@ -128,7 +128,7 @@ def test_level_folds_hold_a_family_out_with_its_crops():
         of = np.array([int(x) for x in ids])
         scores = rng.exponential(1.0, (len(ids), len(ids))) * pair[of[:, None], of[None, :]]
         np.fill_diagonal(scores, np.nan)
-        return PrintSet(name, ids, []), scores
+        return PrintSet(name, ids, [], []), scores
 
     pops = {"A": printset("A", 12, 0.3), "B": printset("B", 12, 0.3), "A-tiny": printset("A-tiny", 12, 1.2)}
     imps = {n: ImpostorScores.from_matrix(n, m, s.fingers) for n, (s, m) in pops.items()}

@@ -81,7 +81,8 @@ def test_face_photo_is_not_a_fingerprint(data_dir):
 
 
 def _score(extracted, a: str, b: str) -> float:
-    return matcher.score(extracted(a).minutiae, extracted(b).minutiae)
+    pa, pb = extracted(a), extracted(b)
+    return matcher.score(pa.minutiae, pb.minutiae, pa.orientation, pb.orientation)
 
 
 def test_same_finger_matches_above_the_threshold_and_other_fingers_below(extracted):
@@ -253,7 +254,8 @@ def test_iso_record_layout_follows_the_2005_standard(extracted):
     assert length == len(rec) and (w, h) == (388, 374) and xres == yres == 197 and views == 1  # 197 px/cm = 500 dpi
     pos, view_imp, quality, n = struct.unpack(">BBBB", rec[24:28])
     assert (pos, view_imp & 0x0F, quality, n) == (7, 2, tpl.quality, len(tpl.minutiae))
-    assert len(rec) == 24 + 4 + 6 * n + 2
+    # then the extended data: its length and one area (type, length including its header, the orientation field)
+    assert len(rec) == 24 + 4 + 6 * n + 2 + 4 + tpl.orientation.size
     first = struct.unpack(">HHBB", rec[28:34])
     m = tpl.minutiae[0]
     assert first[0] >> 14 == {1: 1, 2: 2}[int(m[3])] and first[0] & 0x3FFF == round(m[0]) and first[1] == round(m[1])

@@ -18,7 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bio_fingerprint.engine import synthetic
+from bio_fingerprint.engine import orientation_field, synthetic
 from bio_fingerprint.engine.pipeline import process
 from bio_fingerprint.engine.template import Template
 from bio_testing.shared import identity_headers
@@ -33,22 +33,22 @@ SETTINGS = {"BIO_FINGERPRINT_SHARDS": "2", "BIO_FINGERPRINT_INDEX_ABOVE": "100",
 
 @pytest.fixture(scope="module")
 def records(gray_of) -> tuple[list[tuple[str, bytes]], dict[int, bytes]]:
-    """(subject, JSON template) of a 320-template gallery (impressions 1 and 2 of every DB1_B finger and
-    synthetic ones), and a JSON probe (impression 3) per finger."""
+    """(subject, JSON template) of a 320-template gallery (impressions 1 and 2 of every DB1_B finger, with
+    their orientation fields, and synthetic ones without), and a JSON probe (impression 3) per finger."""
 
-    def doc(m: np.ndarray, finger: int = 1) -> bytes:
+    def doc(m: np.ndarray, field: np.ndarray = orientation_field.EMPTY) -> bytes:
         w, h = (int(v) + 20 for v in m[:, :2].max(0))
-        return json.dumps(Template(m, w, h, 500, finger, 0, 60).to_json()).encode()
+        return json.dumps(Template(m, w, h, 500, 1, 0, 60, orientation=field).to_json()).encode()
 
-    real = {(f, i): process(gray_of(f"fvc2002/DB1_B/{f}_{i}.tif"), enhance_ridges=False).minutiae
+    real = {(f, i): process(gray_of(f"fvc2002/DB1_B/{f}_{i}.tif"), enhance_ridges=False)
             for f in FINGERS for i in (1, 2, 3)}
-    gallery = [(f"s{f}", doc(real[(f, i)])) for f in FINGERS for i in (1, 2)]
+    gallery = [(f"s{f}", doc(real[(f, i)].minutiae, real[(f, i)].orientation)) for f in FINGERS for i in (1, 2)]
     rng = np.random.default_rng(11)
-    pool = [real[(f, 1)] for f in FINGERS]
+    pool = [real[(f, 1)].minutiae for f in FINGERS]
     for k in range(300):
         a, b = rng.choice(len(pool), 2, replace=False)
         gallery.append((f"syn-{k}", doc(synthetic.impression(synthetic.new_finger(pool[a], pool[b], rng), rng))))
-    return gallery, {f: doc(real[(f, 3)]) for f in FINGERS}
+    return gallery, {f: doc(real[(f, 3)].minutiae, real[(f, 3)].orientation) for f in FINGERS}
 
 
 def _enroll(client: Any, headers: dict[str, str], gallery: list[tuple[str, bytes]]) -> dict[str, list[str]]:
@@ -107,7 +107,9 @@ def test_identify_fans_out_to_shard_workers_and_answers_as_embedded(stack, start
             assert http.delete(f"{P}/templates/{tid}", headers=headers).status_code == 204
         candidates, searched, _ = _answer(_identify(http, headers, probes[101]))
         assert "s101" not in {c[0] for c in candidates} and searched == len(gallery) - 2
-        _enroll(http, headers, [g for g in gallery if g[0] == "s101"][:1])
+        # impression 2 back (impression 1 scores 16.1 against probe 3, just under this gallery's threshold 16.2
+        # at FPIR 0.01: a reload check, not an accuracy one)
+        _enroll(http, headers, [g for g in gallery if g[0] == "s101"][1:2])
         candidates, searched, _ = _answer(_identify(http, headers, probes[101]))
         assert candidates[0][0] == "s101" and searched == len(gallery) - 1
 

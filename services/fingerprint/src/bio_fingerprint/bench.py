@@ -93,7 +93,7 @@ def extract_rows(rows: list[tuple[Path, str]], preset: str = "classic", extracto
     # /identify probes); the classic extractor needs it and computes it regardless
     ridges = extractor == "classic"
     process(gray(rows[0][0]), None, methods, 500, extractor, ridges, threshold)  # warm-up (imports, compilation)
-    templates, times, cpu, qualities = [], [], [], []
+    templates, fields, times, cpu, qualities = [], [], [], [], []
     for path, _ in rows:
         img = gray(path)
         t, c = time.perf_counter(), time.process_time()
@@ -101,8 +101,10 @@ def extract_rows(rows: list[tuple[Path, str]], preset: str = "classic", extracto
         times.append(time.perf_counter() - t)
         cpu.append(time.process_time() - c)
         templates.append(r.minutiae)
+        fields.append(r.orientation)
         qualities.append(r.quality.score)
-    return {"rows": rows, "templates": templates, "times": times, "cpu_times": cpu, "qualities": qualities}
+    return {"rows": rows, "templates": templates, "fields": fields, "times": times, "cpu_times": cpu,
+            "qualities": qualities}
 
 
 def cached_extract(rows: list[tuple[Path, str]], preset: str, extractor: str, cache: Path | None,
@@ -115,13 +117,14 @@ def cached_extract(rows: list[tuple[Path, str]], preset: str, extractor: str, ca
         cache = cache.with_name(f"{cache.stem}_v{ALGORITHM_VERSION}{cache.suffix}")
     if cache and cache.is_file():
         st = np.load(cache)
-        return {"rows": rows, "templates": [st[f"t{i}"] for i in range(len(rows))], "times": list(st["times"]),
+        return {"rows": rows, "templates": [st[f"t{i}"] for i in range(len(rows))],
+                "fields": [st[f"f{i}"] for i in range(len(rows))], "times": list(st["times"]),
                 "qualities": list(st["qualities"])}
     ex = extract_rows(rows, preset, extractor, leader_threshold)
     if cache:
         cache.parent.mkdir(parents=True, exist_ok=True)
         np.savez(cache, times=np.asarray(ex["times"]), qualities=np.asarray(ex["qualities"]),
-                 **{f"t{i}": t for i, t in enumerate(ex["templates"])})
+                 **{f"t{i}": t for i, t in enumerate(ex["templates"])}, **{f"f{i}": f for i, f in enumerate(ex["fields"])})
     return ex
 
 
@@ -130,7 +133,7 @@ def evaluate_templates(ex: dict[str, Any]) -> dict[str, Any]:
     from bio_fingerprint.engine import matcher
     from bio_fingerprint.engine.evaluation import evaluate_scores, fvc_pairs
 
-    packed = matcher.pack(ex["templates"])
+    packed = matcher.pack(ex["templates"], fields=ex["fields"])
     fingers = [f for _, f in ex["rows"]]
     matcher.score_pairs(packed, [(0, 1)])  # compilation / cache load outside the timing
     count = [0]
@@ -146,7 +149,7 @@ def evaluate_templates(ex: dict[str, Any]) -> dict[str, Any]:
 
     res = evaluate_scores(len(fingers), fingers, compare)
     # the same comparisons one Python call each (as a /verify request makes one), for the call overhead
-    prepared = [matcher.prepare(t) for t in ex["templates"]]
+    prepared = [matcher.prepare(t, field=f) for t, f in zip(ex["templates"], ex["fields"], strict=True)]
     pairs = fvc_pairs(fingers)["impostor_all"]
     t = time.perf_counter()
     for a, b in pairs:
@@ -162,6 +165,7 @@ def evaluate_templates(ex: dict[str, Any]) -> dict[str, Any]:
     if min(ex["qualities"], default=-1) >= 0:  # caches written without quality scores hold -1
         res["quality_mean"] = float(np.mean(ex["qualities"]))
     res["templates"] = ex["templates"]
+    res["fields"] = ex["fields"]
     return res
 
 
@@ -253,6 +257,7 @@ def bench(args: Any, data_dir: Path) -> None:
     report: dict[str, Any] = {"sets": {}, "environment": "2 shared CPU cores, other engineers' jobs running "
                               "(timings are noisy); matcher and extraction single-threaded"}
     all_templates: list[np.ndarray] = []
+    all_fields: list[np.ndarray] = []
     full: dict[str, tuple[list[tuple[Path, str]], list[np.ndarray]]] = {}  # per source: rows, templates
     extractors = [e for e in args.extractors.split(",") if e]
     for s in DEV_SETS:
@@ -267,15 +272,18 @@ def bench(args: Any, data_dir: Path) -> None:
         curves = {}
         for extractor in extractors if s.kind is None else extractors[:1]:
             res = evaluate_rows(rows, args.enhancement, extractor, cache / f"{s.name}_{extractor}.npz" if cache else None)
-            templates = res.pop("templates")
+            templates, fields = res.pop("templates"), res.pop("fields")
             if extractor == extractors[0] and s.kind is None:
                 full[s.source] = (rows, templates)
                 if s.source != "pyfnprint":
                     all_templates += templates
+                    all_fields += fields
             scores = res.pop("scores")
             curves[f"ours, {extractor}"] = rates(scores["genuine"], scores["impostor_all"])[1:]
             entry[f"ours_{extractor}"] = res
             _print_line(s.name, f"ours ({extractor} minutiae, tuned_on={s.tuned_on})", res)
+            if extractor == "leader" and s.kind is None:
+                entry["without_fields"] = without_fields(templates, fields, [f for _, f in rows])
             if extractor == extractors[0] and s.kind in ("small", "tiny") and s.source in full:
                 entry["common_area"] = common_area(full[s.source], set_folder(base, work, s), scores)
         nb = nbis_rows(rows) if not args.no_nbis and s.kind is None else None
@@ -289,8 +297,29 @@ def bench(args: Any, data_dir: Path) -> None:
         entry["det_plot"] = svg.name
         report["sets"][s.name] = entry
     if all_templates:
-        report["identification"] = identification_speed(all_templates, args.gallery)
+        report["identification"] = identification_speed(all_templates, all_fields, args.gallery)
     write_report(out, report)
+
+
+def without_fields(templates: list[np.ndarray], fields: list[np.ndarray], fingers: list[str]) -> dict[str, Any]:
+    """Impostor rates of a full set at the shipped table's thresholds, with the orientation fields and
+    without them (a record imported from another vendor: the matcher's prior factor): the table is fitted
+    with fields, and a comparison without one must not pass more impostors than asked."""
+    from bio_fingerprint.engine import matcher
+    from bio_fingerprint.engine.evaluation import fvc_pairs
+    from bio_fingerprint.service.calibration import threshold_for
+
+    pairs = fvc_pairs(fingers)["impostor_all"]
+    with_f = matcher.score_pairs(matcher.pack(templates, fields=fields), pairs)
+    bare = matcher.score_pairs(matcher.pack(templates), pairs)
+    out: dict[str, Any] = {"impostor_pairs": len(pairs), "rates": []}
+    for rate in (0.01, 0.001):
+        t = threshold_for(rate)
+        out["rates"].append({"fmr": rate, "threshold": t, "with_fields": float(np.mean(with_f >= t)),
+                             "without_fields": float(np.mean(bare >= t))})
+    print("  impostors over the shipped thresholds with / without orientation fields: " + "; ".join(
+        f"FMR {r['fmr']:g}: {r['with_fields']:.4f} / {r['without_fields']:.4f}" for r in out["rates"]), flush=True)
+    return out
 
 
 def common_area(source: tuple[list[tuple[Path, str]], list[np.ndarray]], folder: Path,
@@ -307,13 +336,15 @@ def common_area(source: tuple[list[tuple[Path, str]], list[np.ndarray]], folder:
     return out
 
 
-def identification_speed(templates: list[np.ndarray], size: int) -> dict[str, Any]:
-    """1:N over a synthetic gallery made from real templates (rotated, moved, jittered, thinned)."""
+def identification_speed(templates: list[np.ndarray], fields: list[np.ndarray], size: int) -> dict[str, Any]:
+    """1:N over a synthetic gallery made from real templates (rotated, moved, jittered, thinned), each with
+    its source's orientation field (not moved with it: the comparison's cost is that of real fields)."""
     from bio_fingerprint.engine import matcher
 
     rng = np.random.default_rng(0)
-    synth = []
+    synth, synth_fields = [], []
     for k in range(size):
+        synth_fields.append(fields[k % len(fields)])
         m = templates[k % len(templates)].copy()
         m = m[rng.random(len(m)) > 0.15]
         a = rng.uniform(-np.pi, np.pi)
@@ -324,12 +355,12 @@ def identification_speed(templates: list[np.ndarray], size: int) -> dict[str, An
         m[:, 2] = (m[:, 2] + a) % (2 * np.pi)
         synth.append(m)
     t = time.perf_counter()
-    gallery = matcher.Gallery(list(range(len(synth))), synth)
+    gallery = matcher.Gallery(list(range(len(synth))), synth, synth_fields)
     build_s = time.perf_counter() - t
     times = []
-    for probe in templates[:5]:
+    for probe, field in zip(templates[:5], fields[:5], strict=True):
         t = time.perf_counter()
-        gallery.scores(probe)
+        gallery.scores(probe, field)
         times.append(time.perf_counter() - t)
     med = statistics.median(times)
     print(f"1:N over {len(synth)} templates: {med:.2f} s per search ({len(synth) / med:.0f} comparisons/s)")
@@ -343,6 +374,7 @@ def evaluate(args: Any) -> None:
     res = evaluate_rows(read_truth(Path(args.directory)), args.enhancement, args.extractor)
     scores = res.pop("scores")
     res.pop("templates")
+    res.pop("fields")
     print(json.dumps(clean(res), indent=2))
     if args.json:
         Path(args.json).write_text(json.dumps(clean(res), indent=2))

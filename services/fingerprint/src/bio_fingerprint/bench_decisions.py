@@ -299,7 +299,7 @@ def _crops(base: Path, work: Path, family: str, kind: str, seeds: tuple[int, ...
 def pooled_identify(sets: dict[str, PrintSet], rng: np.random.Generator) -> list[dict[str, Any]]:
     """Larger galleries from the three sets together (the shipped table, fitted on all of them: flagged)."""
     pool = PrintSet("pooled", [f"{n}:{f}" for n, s in sets.items() for f in s.fingers],
-                    [t for s in sets.values() for t in s.templates])
+                    [t for s in sets.values() for t in s.templates], [f for s in sets.values() for f in s.fields])
     scores = pool.score_matrix()
     out = []
     for size in (16, 24):

@@ -45,11 +45,12 @@ def keep(template: np.ndarray, threshold: float) -> np.ndarray:
     return template[template[:, 4] >= round(100 * threshold)]
 
 
-def set_eers(templates: list[np.ndarray], fingers: list[str], weight: float) -> dict[str, float]:
+def set_eers(templates: list[np.ndarray], fingers: list[str], weight: float,
+             fields: list[np.ndarray] | None = None) -> dict[str, float]:
     from bio_fingerprint.engine import matcher
     from bio_fingerprint.engine.evaluation import evaluate_scores
 
-    packed = matcher.pack(templates, weight)
+    packed = matcher.pack(templates, weight, fields=fields)
     res = evaluate_scores(len(templates), fingers, lambda pairs: matcher.score_pairs(packed, pairs))
     return {"fvc_eer": res["fvc"]["eer"], "all_eer": res["all_pairs"]["eer"], "fmr1000": res["all_pairs"]["fmr1000"]}
 
@@ -147,7 +148,7 @@ def run(data_dir: Path, work: Path, cache: Path, thresholds: tuple[float, ...],
             templates = [keep(x, t) for x in ex["templates"]]
             minutiae[f"{t:g}"][s.name] = float(np.mean([len(x) for x in templates]))
             for w in weights:
-                results[key(t, w)][s.name] = set_eers(templates, fingers, w)
+                results[key(t, w)][s.name] = set_eers(templates, fingers, w, ex["fields"])
         print(s.name, " ".join(f"{k}: {100 * results[k][s.name]['all_eer']:.2f} %" for k in results), flush=True)
     set_roles = roles(list(results[key(*grid[0])]))
     shipped = key(LEADER_THRESHOLD, UNRELIABLE_WEIGHT)

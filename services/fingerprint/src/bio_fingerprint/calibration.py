@@ -14,14 +14,17 @@ def calibrate(args: Any, data_dir: Path) -> None:
     bootstrap over fingers -> the table at the confidence level chosen leaving one family out, written into
     the package: the ``full-area`` table from the full sets, the ``small-area`` one with the crops (``--work``).
     Only the LEADER extractor's tables are fitted this way (the sets are extracted with it); ``--extractor
-    classic`` is refused."""
+    classic`` measures the classic extractor's table empirically on the full sets (classic_table)."""
     from bio_fingerprint.bench_decisions import shipped_table_points
     from bio_fingerprint.engine.decision import table_path
     from bio_fingerprint.engine.template import ALGORITHM_VERSION
 
-    if args.extractor != "leader" or args.directories:
-        raise SystemExit("calibrate fits the LEADER table on the decision benchmark's sets (no folders, no "
-                         "other extractor)")
+    if args.directories or args.work and args.extractor != "leader":
+        raise SystemExit("calibrate fits the tables on the decision benchmark's sets (no folders; the "
+                         "small-area profile is LEADER's)")
+    if args.extractor == "classic":
+        classic_table(args, data_dir)
+        return
     work = Path(args.work) if args.work else None
     profile = "small-area" if work else "full-area"
     fit = shipped_table_points(data_dir, Path(args.cache) if args.cache else None, work)
@@ -48,3 +51,62 @@ def calibrate(args: Any, data_dir: Path) -> None:
     path.write_text(json.dumps(table, indent=2) + "\n")
     print(json.dumps(table["points"]))
     print(f"wrote {path} (level {level['level']:g}, tuned on {'+'.join(level['tuned_on'])})")
+
+
+CLASSIC_RATES = (0.1, 0.03, 0.01, 0.003, 0.001, 0.0003, 0.0001)
+
+
+def classic_table(args: Any, data_dir: Path) -> None:
+    """The classic extractor's table (a fallback, not the service's default): every cross-finger pair of
+    DB1_B, DB2_B and pyfnprint (templates with their orientation fields) is an impostor comparison; a rate's
+    threshold is just above the score that fewer than rate x N impostor scores reach; rates under 1/N are
+    extrapolated along the last two points (measured: false)."""
+    import numpy as np
+
+    from bio_fingerprint.bench import DEV_SETS, _set_rows, cached_extract
+    from bio_fingerprint.engine import matcher
+    from bio_fingerprint.engine.decision import table_path
+    from bio_fingerprint.engine.evaluation import fvc_pairs
+    from bio_fingerprint.engine.template import ALGORITHM_VERSION
+
+    base, cache = data_dir / "fingerprints", Path(args.cache) if args.cache else None
+    impostor, genuine, sources = [], [], []
+    for s in DEV_SETS:
+        if s.kind is not None:
+            continue
+        rows, _ = _set_rows(base, Path("var/fingerprint-devsets"), s)
+        ex = cached_extract(rows, args.enhancement, "classic", cache / f"{s.name}_classic.npz" if cache else None)
+        fingers = [f for _, f in rows]
+        pairs = fvc_pairs(fingers)
+        packed = matcher.pack(ex["templates"], fields=ex["fields"])
+        impostor.append(matcher.score_pairs(packed, pairs["impostor_all"]))
+        genuine.append(matcher.score_pairs(packed, pairs["genuine"]))
+        sources.append(f"{s.name}: {len(rows)} prints, {len(pairs['impostor_all'])} impostor pairs")
+    imp, gen = np.sort(np.concatenate(impostor)), np.concatenate(genuine)
+    n = len(imp)
+    points = []
+    for rate in CLASSIC_RATES:
+        k = int(np.floor(rate * n))  # at most k impostor scores may reach the threshold
+        if k >= 1:
+            points.append({"fmr": rate, "threshold": round(float(imp[n - k - 1]) + 1e-3, 3), "measured": True})
+        else:  # log-linear extrapolation of the last two measured points
+            (t1, r1), (t2, r2) = [(p["threshold"], p["fmr"]) for p in points[-2:]]
+            slope = (np.log10(r2) - np.log10(r1)) / (t2 - t1)
+            points.append({"fmr": rate, "threshold": round(t2 + (np.log10(rate) - np.log10(r2)) / slope, 3),
+                           "measured": False})
+    table = {
+        "algorithm": "bio-fp-classic", "algorithm_version": ALGORITHM_VERSION, "extractor": "classic",
+        "matcher": "minutiae pairing weighted by neighbour + Minutia Cylinder-Code similarity, times the "
+                   "orientation-field agreement factor (engine/matcher.py)",
+        "method": "every cross-finger pair of the sets below is an impostor comparison; for each FMR the threshold "
+                  "is just above the score that fewer than FMR x N impostor scores reach. Rates below 1/N are "
+                  "extrapolated (measured: false). Written by `bio-fingerprint calibrate --extractor classic`.",
+        "impostor_comparisons": n, "genuine_comparisons": int(len(gen)), "sources": sources,
+        "impostor_score_percentiles": {str(q): round(float(np.percentile(imp, q)), 3) for q in (50, 90, 99, 99.9, 100)},
+        "genuine_score_median": round(float(np.median(gen)), 3),
+        "points": points,
+    }
+    path = Path(args.out) if args.out else Path(str(table_path("classic")))
+    path.write_text(json.dumps(table, indent=2) + "\n")
+    print(json.dumps(points))
+    print(f"wrote {path}")

@@ -27,6 +27,7 @@ class PrintSet:
     name: str
     fingers: list[str]  # finger id of every print, in truth.csv order
     templates: list[np.ndarray]
+    fields: list[np.ndarray]  # each template's orientation field (engine/orientation_field.py)
 
     def by_finger(self) -> dict[str, list[int]]:
         out: dict[str, list[int]] = {}
@@ -38,7 +39,7 @@ class PrintSet:
         """S[i, j] = score(probe i, template j) for every ordered pair (the diagonal is left NaN)."""
         n = len(self.templates)
         pairs = [(i, j) for i in range(n) for j in range(n) if i != j]
-        scores = matcher.score_pairs(matcher.pack(self.templates), pairs)
+        scores = matcher.score_pairs(matcher.pack(self.templates, fields=self.fields), pairs)
         s = np.full((n, n), np.nan)
         idx = np.asarray(pairs)
         s[idx[:, 0], idx[:, 1]] = scores
@@ -51,17 +52,19 @@ def _rows(base: Path, name: str) -> list[tuple[Path, str]]:
     return [(p, f) for p, f in read_truth(base / "fvc2002") if p.parent.name == name]
 
 
-def _extract(rows: list[tuple[Path, str]]) -> list[np.ndarray]:
+def _extract(rows: list[tuple[Path, str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     from bio_fingerprint.engine.enhance import EnhanceMethods
     from bio_fingerprint.engine.pipeline import process
     from bio_shared.images import decode_image
 
     methods = EnhanceMethods.preset("classic")
-    out = []
+    minutiae, fields = [], []
     for path, _ in rows:
         gray = decode_image(path.read_bytes(), mode="gray", max_bytes=1 << 30).pixels
-        out.append(process(gray, None, methods, 500, "leader", False).minutiae)  # the probe path of /verify
-    return out
+        r = process(gray, None, methods, 500, "leader", False)  # the probe path of /verify
+        minutiae.append(r.minutiae)
+        fields.append(r.orientation)
+    return minutiae, fields
 
 
 def load_set(base: Path, name: str, cache_dir: Path | None) -> PrintSet | None:
@@ -95,10 +98,12 @@ def _load(name: str, rows: list[tuple[Path, str]], cache_dir: Path | None) -> Pr
         cache = cache_dir / f"templates_{name}_{key}.npz"
         if cache.is_file():
             stored = np.load(cache)
-            return PrintSet(name, fingers, [stored[f"t{i}"] for i in range(len(rows))])
-    templates = _extract(rows)
+            return PrintSet(name, fingers, [stored[f"t{i}"] for i in range(len(rows))],
+                            [stored[f"f{i}"] for i in range(len(rows))])
+    templates, fields = _extract(rows)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         arrays: dict[str, Any] = {f"t{i}": t for i, t in enumerate(templates)}
+        arrays.update({f"f{i}": f for i, f in enumerate(fields)})
         np.savez(cache, **arrays)
-    return PrintSet(name, fingers, templates)
+    return PrintSet(name, fingers, templates, fields)

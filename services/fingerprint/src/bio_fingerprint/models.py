@@ -36,6 +36,9 @@ class FingerprintTemplate(Base):
     height: Mapped[int] = mapped_column(Integer)
     dpi: Mapped[int] = mapped_column(Integer)
     minutiae: Mapped[bytes] = mapped_column(SealedBytes("fingerprint_templates.minutiae"))  # float32 (n, 5): x, y, theta, type, quality
+    # encoded orientation field (engine/orientation_field.py); NULL for a record imported without one
+    orientation_field: Mapped[bytes | None] = mapped_column(SealedBytes("fingerprint_templates.orientation_field"),
+                                                           nullable=True)
     source: Mapped[str] = mapped_column(String(16))  # image, iso, json
     output_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -57,5 +60,7 @@ class FingerprintOutput(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     minutiae: Mapped[bytes] = mapped_column(SealedBytes("fingerprint_outputs.minutiae"))
+    orientation_field: Mapped[bytes | None] = mapped_column(SealedBytes("fingerprint_outputs.orientation_field"),
+                                                           nullable=True)
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

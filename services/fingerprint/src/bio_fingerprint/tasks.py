@@ -24,9 +24,10 @@ def cleanup_outputs() -> dict:
 
 
 def search_shard(owner_id: str, index: int, shards: int, minutiae: list[list[float]], finger: int | None,
-                 top_k: int, penetration: float) -> list[dict[str, Any]]:
-    """One shard's candidates for a probe (JSON in and out); the caller merges the shards' lists."""
-    return search.search_shard(runtime, owner_id, index, shards, minutiae, finger, top_k, penetration)
+                 top_k: int, penetration: float, field: list[int] | None = None) -> list[dict[str, Any]]:
+    """One shard's candidates for a probe (JSON in and out: minutiae rows and the orientation field's
+    bytes); the caller merges the shards' lists."""
+    return search.search_shard(runtime, owner_id, index, shards, minutiae, finger, top_k, penetration, field)
 
 
 register_shard_task(app, search.TASK, search_shard)

@@ -117,6 +117,16 @@ def leader_minutiae(gray: np.ndarray, dpi: int = 500, threshold: float = LEADER_
     return np.asarray(rows, np.float32).reshape(-1, 5)
 
 
+def orientation_map(gray: np.ndarray, mask: np.ndarray, dpi: int = 500) -> np.ndarray:
+    """pyfing's GBFOE ridge orientation per pixel (radians, counter-clockwise, [0, pi)) of a normalised print
+    and its foreground mask: the orientation field a template keeps (engine/orientation_field.py)."""
+    pf = _pyfing()
+    import torch
+
+    with _lock, torch.no_grad():
+        return np.asarray(pf.orientation_field_estimation(gray, mask, dpi=dpi, method="GBFOE"), np.float32)
+
+
 def enhance(gray: np.ndarray, methods: EnhanceMethods | None = None, dpi: int = 500, ridges: bool = True) -> Enhanced:
     """All stages; with ``ridges=False`` only normalisation and segmentation (what LEADER minutiae and the
     quality score need: about 100 ms less per print when no enhanced image is wanted, e.g. for probes)."""

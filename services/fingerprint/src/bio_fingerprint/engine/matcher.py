@@ -15,8 +15,14 @@
    the common area, at least MIN_OVERLAP each), scaled to 0-100ish. Identical templates score high,
    unrelated ones near 0. A minutia its extractor is less sure of (quality under RELIABLE_QUALITY) counts
    UNRELIABLE_WEIGHT in the common-area counts: left unmatched, it costs less than a certain one.
+5. Ridge flow: the orientation fields of the two templates (engine/orientation_field.py) are compared
+   under the best pairing's alignment, and the score is multiplied by field_factor of their agreement: a
+   pairing whose common area's ridges run elsewhere than its minutiae say loses most of its score. Few
+   common cells are little evidence, so the agreement is pulled towards FIELD_PRIOR by FIELD_PRIOR_CELLS
+   pseudo-cells; a template without a field (imported from another vendor) gives the prior's factor.
 
-Templates are (n, 5) float32 arrays: x, y, theta (radians, image coordinates), type, quality.
+Templates are (n, 5) float32 arrays: x, y, theta (radians, image coordinates), type, quality, and an
+optional encoded orientation field (uint8, engine/orientation_field.py).
 
 numba's cache tracks each file on its own: after changing a compiled function of local_structures.py or
 mcc.py, touch this file so that match_raw, which inlines them, is compiled again.
@@ -49,6 +55,8 @@ from bio_fingerprint.engine.local_structures import (
 )
 from bio_fingerprint.engine.mcc import NCELL, NS, describe
 from bio_fingerprint.engine.mcc import similarity as mcc_similarity
+from bio_fingerprint.engine.orientation_field import EMPTY as NO_FIELD
+from bio_fingerprint.engine.orientation_field import agreement
 from bio_fingerprint.engine.template import RELIABLE_QUALITY
 
 SEEDS = 6
@@ -72,6 +80,16 @@ MCC_WEIGHT = 0.5
 # genuine score down. 0.5 (of 1, 0.5, 0.25, 0) was chosen with LEADER's threshold leaving one family out
 # (bio_fingerprint/bench_threshold.py).
 UNRELIABLE_WEIGHT = 0.5
+# field_factor: 0 at an agreement of FIELD_FLOOR (unrelated fingers' flow averages about 0.5), 1 from
+# FIELD_FULL (genuine pairs' median is 0.95-0.99), linear between; the agreement is first shrunk towards
+# FIELD_PRIOR with FIELD_PRIOR_CELLS pseudo-cells. Chosen on the tuning seeds' (1, 3, 4) small / tiny
+# sets and the full sets leaving one database family out (floors 0, 0.3, 0.5; full 0.8-0.95; powers 0.5,
+# 1, 2; 0, 10, 30 pseudo-cells): two folds and all families together chose these, the DB1_B fold
+# (0.3, 0.95, power 2); bench figures in README.md.
+FIELD_FLOOR = 0.5
+FIELD_FULL = 0.95
+FIELD_PRIOR = 0.8
+FIELD_PRIOR_CELLS = 30.0
 
 F64 = NDArray[np.float64]
 F32 = NDArray[np.float32]
@@ -79,6 +97,13 @@ U8 = NDArray[np.uint8]
 U64 = NDArray[np.uint64]
 I64 = NDArray[np.int64]
 Cylinders = tuple[U8, U8, U64]  # cylinder values, spatial validity, validity bit masks (engine/mcc.py)
+
+
+@njit(cache=True)
+def field_factor(cells: float, mean: float) -> float:
+    """The score's multiplier for an orientation agreement ``mean`` over ``cells`` common cells."""
+    m = (cells * mean + FIELD_PRIOR_CELLS * FIELD_PRIOR) / (cells + FIELD_PRIOR_CELLS)
+    return min(max((m - FIELD_FLOOR) / (FIELD_FULL - FIELD_FLOOR), 0.0), 1.0)
 
 
 @njit(cache=True)
@@ -199,13 +224,15 @@ def _overlap(ma: F64, mb: F64, tx: F64, ty: F64, na: int, nb: int) -> tuple[floa
 
 @njit(cache=True)
 # one compiled hot loop (seeds, alignment, pairing, refit): splitting it costs calls per comparison
-def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
-              mb: F64, lb: F32, cb: U8, ob: U8, kb: U64) -> F64:
-    """Returns (score, matched, overlap_a, overlap_b, weighted matches, rotation, x offset, y offset) of
-    prepared templates A and B (minutiae, local structures, cylinder values, cylinder validity, validity
-    masks; see prepare): the last three map B onto A in the best pairing (x' = cos r x - sin r y + ox)."""
+def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64, fa: U8,  # noqa: C901, PLR0915
+              mb: F64, lb: F32, cb: U8, ob: U8, kb: U64, fb: U8) -> F64:
+    """Returns (score, matched, overlap_a, overlap_b, weighted matches, rotation, x offset, y offset,
+    minutiae score, common field cells, field agreement) of prepared templates A and B (minutiae, local
+    structures, cylinder values, cylinder validity, validity masks, orientation field; see prepare):
+    rotation and offsets map B onto A in the best pairing (x' = cos r x - sin r y + ox); the score is the
+    minutiae score times field_factor."""
     na, nb = ma.shape[0], mb.shape[0]
-    res = np.zeros(8, np.float64)
+    res = np.zeros(11, np.float64)
     if na < 3 or nb < 3:
         return res
     ra, rb = min(na, SEED_ROWS), min(nb, SEED_ROWS)
@@ -326,7 +353,11 @@ def match_raw(ma: F64, la: F32, ca: U8, oa: U8, ka: U64,  # noqa: C901, PLR0915
             res[2], res[3] = _overlap(ma, mb, tx, ty, na, nb)
             res[4] = wsum
             res[5], res[6], res[7] = rot, fit[s, 1], fit[s, 2]
-    res[0] = _final_score(res[4], res[1], res[2], res[3], na, nb)
+    res[8] = _final_score(res[4], res[1], res[2], res[3], na, nb)
+    if res[8] > 0.0:
+        cells, mean = agreement(fa, fb, res[5], res[6], res[7])
+        res[9], res[10] = cells, mean
+        res[0] = res[8] * field_factor(cells, mean)
     return res
 
 
@@ -338,61 +369,76 @@ def _final_score(wsum: float, matched: float, ova: float, ovb: float, na: int, n
 
 
 @njit(cache=True)
-def match_many(pm: F64, pl: F32, pc: U8, po: U8, pk: U64,
-               gm: F64, gl: F32, gc: U8, go: U8, gk: U64, offsets: I64) -> F64:
-    """Scores of one prepared probe against a gallery packed as concatenated arrays with row offsets."""
+def match_many(pm: F64, pl: F32, pc: U8, po: U8, pk: U64, pf: U8,
+               gm: F64, gl: F32, gc: U8, go: U8, gk: U64, offsets: I64, gf: U8, foffsets: I64) -> F64:
+    """Scores of one prepared probe against a gallery packed as concatenated arrays with row offsets (and
+    the fields concatenated with their byte offsets)."""
     n = offsets.shape[0] - 1
     out = np.zeros(n, np.float64)
     for g in range(n):
         a, b = offsets[g], offsets[g + 1]
-        out[g] = match_raw(pm, pl, pc, po, pk, gm[a:b], gl[a:b], gc[a:b], go[a:b], gk[a:b])[0]
+        out[g] = match_raw(pm, pl, pc, po, pk, pf, gm[a:b], gl[a:b], gc[a:b], go[a:b], gk[a:b],
+                           gf[foffsets[g]:foffsets[g + 1]])[0]
     return out
 
 
 @njit(cache=True)
-def match_pairs(m: F64, loc: F32, c: U8, o: U8, msk: U64, offsets: I64, pa: I64, pb: I64) -> F64:
+def match_pairs(m: F64, loc: F32, c: U8, o: U8, msk: U64, offsets: I64, f: U8, foffsets: I64, pa: I64,
+                pb: I64) -> F64:
     """Scores of template pairs (pa[k], pb[k]) of a set packed like a gallery (evaluation, calibration)."""
     out = np.zeros(pa.shape[0], np.float64)
     for k in range(pa.shape[0]):
         a0, a1, b0, b1 = offsets[pa[k]], offsets[pa[k] + 1], offsets[pb[k]], offsets[pb[k] + 1]
-        out[k] = match_raw(m[a0:a1], loc[a0:a1], c[a0:a1], o[a0:a1], msk[a0:a1],
-                           m[b0:b1], loc[b0:b1], c[b0:b1], o[b0:b1], msk[b0:b1])[0]
+        out[k] = match_raw(m[a0:a1], loc[a0:a1], c[a0:a1], o[a0:a1], msk[a0:a1], f[foffsets[pa[k]]:foffsets[pa[k] + 1]],
+                           m[b0:b1], loc[b0:b1], c[b0:b1], o[b0:b1], msk[b0:b1], f[foffsets[pb[k]]:foffsets[pb[k] + 1]])[0]
     return out
 
 
-Prepared = tuple[F64, F32, U8, U8, U64]
-Packed = tuple[F64, F32, U8, U8, U64, I64]  # Prepared of every template concatenated, and row offsets
+Prepared = tuple[F64, F32, U8, U8, U64, U8]
+# Prepared of every template concatenated with row offsets (index 5), then the fields concatenated with
+# their byte offsets
+Packed = tuple[F64, F32, U8, U8, U64, I64, U8, I64]
 
 
-def prepare(minutiae: np.ndarray, unreliable_weight: float = UNRELIABLE_WEIGHT) -> Prepared:
+def prepare(minutiae: np.ndarray, unreliable_weight: float = UNRELIABLE_WEIGHT,
+            field: np.ndarray | None = None) -> Prepared:
     """Minutiae sorted by quality (best first, stable) with their local structures and cylinders (values,
-    validity, validity masks): the five arrays match_raw takes per template. The minutiae get a sixth
-    column, each one's weight in the common-area counts (1, or ``unreliable_weight`` under
-    RELIABLE_QUALITY)."""
+    validity, validity masks), and the orientation field (``field``, encoded; none: empty): the six arrays
+    match_raw takes per template. The minutiae get a sixth column, each one's weight in the common-area
+    counts (1, or ``unreliable_weight`` under RELIABLE_QUALITY)."""
     m = np.asarray(minutiae[:, :5], np.float64)
     m = m[np.argsort(-m[:, 4], kind="stable")]
     m = np.ascontiguousarray(np.column_stack([m, np.where(m[:, 4] >= RELIABLE_QUALITY, 1.0, unreliable_weight)]))
-    return (m, local_structures(m), *describe(m))
+    f = NO_FIELD if field is None else np.ascontiguousarray(field, np.uint8).ravel()
+    return (m, local_structures(m), *describe(m), f)
 
 
-def score(a: np.ndarray, b: np.ndarray) -> float:
-    """Similarity of two minutiae sets ((n, 5) arrays); symmetric up to the greedy pairing."""
-    return float(match_raw(*prepare(a), *prepare(b))[0])
+def score(a: np.ndarray, b: np.ndarray, field_a: np.ndarray | None = None, field_b: np.ndarray | None = None) -> float:
+    """Similarity of two minutiae sets ((n, 5) arrays) with their orientation fields, if any; symmetric up to
+    the greedy pairing."""
+    return float(match_raw(*prepare(a, field=field_a), *prepare(b, field=field_b))[0])
 
 
 _EMPTY = (np.zeros((0, 6)), np.zeros((0, 3, KP), np.float32), np.zeros((0, NCELL), np.uint8),
           np.zeros((0, NS * NS), np.uint8), np.zeros(0, np.uint64))
 
 
-def pack(templates: list[np.ndarray], unreliable_weight: float = UNRELIABLE_WEIGHT) -> Packed:
+def pack(templates: list[np.ndarray], unreliable_weight: float = UNRELIABLE_WEIGHT,
+         fields: list[np.ndarray] | None = None) -> Packed:
     """Prepared templates concatenated: the five per-template arrays of prepare and row offsets (template k
-    is rows offsets[k]:offsets[k + 1]), the layout match_many and match_pairs read."""
-    prepared = [prepare(t, unreliable_weight) for t in templates]
+    is rows offsets[k]:offsets[k + 1]), then the fields (``fields``, one per template; none: no fields)
+    concatenated with byte offsets: the layout match_many and match_pairs read."""
+    if fields is not None and len(fields) != len(templates):
+        raise ValueError("one orientation field (or an empty one) per template")
+    prepared = [prepare(t, unreliable_weight, None if fields is None else fields[k]) for k, t in enumerate(templates)]
     offsets = np.zeros(len(prepared) + 1, np.int64)
+    foffsets = np.zeros(len(prepared) + 1, np.int64)
     for k, p in enumerate(prepared):
         offsets[k + 1] = offsets[k] + len(p[0])
+        foffsets[k + 1] = foffsets[k] + len(p[5])
     arrays = [np.concatenate([p[i] for p in prepared]) if prepared else _EMPTY[i] for i in range(5)]
-    return cast(Packed, (*arrays, offsets))
+    flat = np.concatenate([p[5] for p in prepared]) if prepared else NO_FIELD
+    return cast(Packed, (*arrays, offsets, np.ascontiguousarray(flat, np.uint8), foffsets))
 
 
 def score_pairs(packed: Packed, pairs: list[tuple[int, int]]) -> F64:
@@ -404,15 +450,16 @@ def score_pairs(packed: Packed, pairs: list[tuple[int, int]]) -> F64:
 class Gallery:
     """Templates packed for fast 1:N search (prepared once; scores against all in one compiled loop)."""
 
-    def __init__(self, ids: list[Any], templates: list[np.ndarray]) -> None:
+    def __init__(self, ids: list[Any], templates: list[np.ndarray], fields: list[np.ndarray] | None = None) -> None:
         self.ids = list(ids)
-        self.packed = pack(templates)
+        self.packed = pack(templates, fields=fields)
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def scores(self, probe: np.ndarray) -> np.ndarray:
+    def scores(self, probe: np.ndarray, field: np.ndarray | None = None) -> np.ndarray:
+        """Scores of a probe (minutiae and its orientation field, if any) against every template."""
         if not self.ids:
             return np.zeros(0)
-        pm, pl, pc, po, pk = prepare(probe)
-        return match_many(pm, pl, pc, po, pk, *self.packed)
+        pm, pl, pc, po, pk, pf = prepare(probe, field=field)
+        return match_many(pm, pl, pc, po, pk, pf, *self.packed)

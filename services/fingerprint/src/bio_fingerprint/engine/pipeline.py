@@ -8,6 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bio_fingerprint.engine import orientation_field
 from bio_fingerprint.engine.enhance import LEADER_THRESHOLD, Enhanced, EnhanceMethods, enhance, leader_minutiae
 from bio_fingerprint.engine.minutiae import coherence_map, extract_minutiae
 from bio_fingerprint.engine.preprocess import apply_steps, grayscale
@@ -36,11 +37,12 @@ class Processed:
     preprocessed: np.ndarray
     dpi: int
     extractor: str = "leader"
+    orientation: np.ndarray = field(default_factory=lambda: orientation_field.EMPTY)  # engine/orientation_field.py
 
     def template(self, finger: int = 0, impression: int = 0) -> Template:
         h, w = self.enhanced.gray.shape
         return Template(self.minutiae, w, h, self.dpi, finger, impression, self.quality.score,
-                        algorithm=f"bio-fp-{self.extractor}")
+                        algorithm=f"bio-fp-{self.extractor}", orientation=self.orientation)
 
 
 def assess_quality(e: Enhanced, minutiae: np.ndarray, dpi: int = 500) -> Quality:
@@ -144,4 +146,7 @@ def process(img: np.ndarray, steps: list[dict[str, Any]] | None = None, methods:
         minutiae = extract_minutiae(e.skeleton, e.mask, e.gray, period)
     # the less certain LEADER minutiae help matching but would make a poor print look rich in minutiae
     q = assess_quality(e, minutiae[minutiae[:, 4] >= RELIABLE_QUALITY] if extractor == "leader" else minutiae)
-    return Processed(e, minutiae, q, pre, 500, extractor)
+    reuse = (enhance_ridges or extractor == "classic") and (methods or EnhanceMethods()).orientation == "GBFOE"
+    of = (orientation_field.from_orientation(e.orientation, e.mask) if reuse and e.mask.any()
+          else orientation_field.estimate(e.gray, e.mask))
+    return Processed(e, minutiae, q, pre, 500, extractor, of)

@@ -38,11 +38,12 @@ class Hit:
 class Shard:
     """Templates of one shard packed for the matcher, with their prefilter index."""
 
-    def __init__(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray], positions: np.ndarray) -> None:
+    def __init__(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray], positions: np.ndarray,
+                 fields: Sequence[np.ndarray] | None = None) -> None:
         if len(ids) != len(templates):
             raise ValueError("one id per template")
         self.ids = list(ids)
-        self.packed: matcher.Packed = matcher.pack(list(templates))
+        self.packed: matcher.Packed = matcher.pack(list(templates), fields=None if fields is None else list(fields))
         self.offsets = self.packed[5]
         self.prefilter = McclshIndex(positions)
         self.prefilter.add([hashes(cylinders(t), positions) for t in templates])
@@ -55,16 +56,20 @@ class Shard:
     def nbytes(self) -> int:
         return int(sum(a.nbytes for a in self.packed) + self.prefilter.nbytes)
 
-    def extended(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray]) -> Shard:
+    def extended(self, ids: Sequence[Hashable], templates: Sequence[np.ndarray],
+                 fields: Sequence[np.ndarray] | None = None) -> Shard:
         """A new shard: this one's templates, then ``templates`` (only those are prepared and hashed).
         This shard is not modified, so searches running on it meanwhile are unaffected."""
         if len(ids) != len(templates):
             raise ValueError("one id per template")
-        add = matcher.pack(list(templates))
+        add = matcher.pack(list(templates), fields=None if fields is None else list(fields))
         new = Shard.__new__(Shard)
         new.ids = [*self.ids, *ids]
         arrays = [np.concatenate([a, b]) for a, b in zip(self.packed[:5], add[:5], strict=True)]
-        new.packed = cast(matcher.Packed, (*arrays, np.concatenate([self.offsets, add[5][1:] + self.offsets[-1]])))
+        foff = self.packed[7]
+        new.packed = cast(matcher.Packed, (*arrays, np.concatenate([self.offsets, add[5][1:] + self.offsets[-1]]),
+                                           np.concatenate([self.packed[6], add[6]]),
+                                           np.concatenate([foff, add[7][1:] + foff[-1]])))
         new.offsets = new.packed[5]
         new.prefilter = self.prefilter.copy()
         new.prefilter.add([hashes(cylinders(t), self.prefilter.positions) for t in templates])
@@ -89,17 +94,24 @@ class Shard:
         """Full matcher scores of the probe against the selected templates (in that order)."""
         if not len(selected):
             return np.zeros(0)
-        pm, pl, pc, po, pk = probe
         if len(selected) == len(self):
-            gm, gl, gc, go, gk, offsets = self.packed
-            return np.asarray(matcher.match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, offsets)[selected])
-        lo, hi = self.offsets[selected], self.offsets[selected + 1]
-        lengths = hi - lo
-        sub_offsets = np.zeros(len(selected) + 1, np.int64)
-        np.cumsum(lengths, out=sub_offsets[1:])
-        rows = np.arange(sub_offsets[-1], dtype=np.int64) - np.repeat(sub_offsets[:-1] - lo, lengths)
+            pm, pl, pc, po, pk, pf = probe
+            return np.asarray(matcher.match_many(pm, pl, pc, po, pk, pf, *self.packed)[selected])
+        rows, sub_offsets = _gather(self.offsets, selected)
         gm, gl, gc, go, gk = (np.ascontiguousarray(a[rows]) for a in self.packed[:5])
-        return np.asarray(matcher.match_many(pm, pl, pc, po, pk, gm, gl, gc, go, gk, sub_offsets))
+        cells, sub_foffsets = _gather(self.packed[7], selected)
+        gf = np.ascontiguousarray(self.packed[6][cells])
+        return np.asarray(matcher.match_many(*probe, gm, gl, gc, go, gk, sub_offsets, gf, sub_foffsets))
+
+
+def _gather(offsets: np.ndarray, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of the selected items of arrays packed with ``offsets``, and the offsets of the gathered
+    items."""
+    lo, hi = offsets[selected], offsets[selected + 1]
+    lengths = hi - lo
+    sub = np.zeros(len(selected) + 1, np.int64)
+    np.cumsum(lengths, out=sub[1:])
+    return np.arange(sub[-1], dtype=np.int64) - np.repeat(sub[:-1] - lo, lengths), sub
 
 
 @dataclass(frozen=True)
@@ -110,8 +122,8 @@ class Probe:
     hashes: np.ndarray
 
     @classmethod
-    def of(cls, minutiae: np.ndarray, positions: np.ndarray) -> Probe:
-        return cls(matcher.prepare(minutiae), hashes(cylinders(minutiae), positions))
+    def of(cls, minutiae: np.ndarray, positions: np.ndarray, field: np.ndarray | None = None) -> Probe:
+        return cls(matcher.prepare(minutiae, field=field), hashes(cylinders(minutiae), positions))
 
 
 def search_shard(shard: Shard, probe: Probe, *, top_k: int = 10, penetration: float = DEFAULT_PENETRATION,
@@ -156,10 +168,11 @@ def lsh_positions(sample_templates: Sequence[np.ndarray], params: LshParams | No
     return choose_bits(sample, params)
 
 
-def split(ids: Sequence[Hashable], templates: Sequence[np.ndarray], shards: int, positions: np.ndarray
-          ) -> list[Shard]:
+def split(ids: Sequence[Hashable], templates: Sequence[np.ndarray], shards: int, positions: np.ndarray,
+          fields: Sequence[np.ndarray] | None = None) -> list[Shard]:
     """A gallery cut into ``shards`` shards by ``shard_of``."""
     groups: list[list[int]] = [[] for _ in range(shards)]
     for i, tid in enumerate(ids):
         groups[shard_of(str(tid), shards)].append(i)
-    return [Shard([ids[i] for i in g], [templates[i] for i in g], positions) for g in groups]
+    return [Shard([ids[i] for i in g], [templates[i] for i in g], positions,
+                  None if fields is None else [fields[i] for i in g]) for g in groups]

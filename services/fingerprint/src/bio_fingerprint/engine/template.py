@@ -10,6 +10,8 @@ coordinates (y down), so ISO angle = -theta.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import struct
 from dataclasses import dataclass, field
@@ -17,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from bio_fingerprint.engine import orientation_field
 from bio_fingerprint.engine.minutiae import BIFURCATION, ENDING, OTHER
 
 ALGORITHM = "bio-fp-leader"
-ALGORITHM_VERSION = "1.1"  # 1.1: LEADER minutiae down to confidence 0.25 (1.0: 0.6)
+ALGORITHM_VERSION = "1.2"  # 1.2: with the orientation field; 1.1: LEADER minutiae down to confidence 0.25 (1.0: 0.6)
+FIELD_AREA = 0x0B10  # ISO 19794-2 extended data type of the orientation field (0x0100-0xFFFF: vendor-defined)
 # a minutia whose quality (the extractor's confidence, percent) is at least this is reliable: pyfing's own
 # LEADER detection threshold. The quality score counts only those (pipeline.py) and the matcher counts the
 # others with a lower weight (matcher.UNRELIABLE_WEIGHT).
@@ -50,6 +54,7 @@ class Template:
     algorithm: str = ALGORITHM
     version: str = ALGORITHM_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    orientation: np.ndarray = field(default_factory=lambda: orientation_field.EMPTY)  # encoded field, or empty
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -68,6 +73,7 @@ class Template:
                  "quality": int(q)}
                 for x, y, t, ty, q in self.minutiae
             ],
+            **({"orientation_field": base64.b64encode(self.orientation.tobytes()).decode()} if self.orientation.size else {}),
         }
 
     @classmethod
@@ -80,7 +86,10 @@ class Template:
                              float(m.get("quality", 50))])
             arr = np.asarray(rows, np.float32).reshape(-1, 5)
             w, h = int(doc["width"]), int(doc["height"])
-        except (KeyError, TypeError, ValueError) as exc:
+            encoded = doc.get("orientation_field")
+            field_bytes = base64.b64decode(encoded, validate=True) if encoded else b""
+            orientation = orientation_field.validate(np.frombuffer(field_bytes, np.uint8))
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise TemplateFormatError(f"invalid JSON template: {exc}") from exc
         if w <= 0 or h <= 0 or len(arr) > 255 or not np.isfinite(arr).all():
             raise TemplateFormatError("invalid JSON template: bad size, too many minutiae or non-finite values")
@@ -88,7 +97,8 @@ class Template:
             raise TemplateFormatError("invalid JSON template: minutia coordinates outside 0-16383 px (the ISO range)")
         return cls(arr, w, h, int(doc.get("resolution_dpi", 500)), int(doc.get("finger_position", 0)),
                    int(doc.get("impression", 0)), int(doc.get("quality", 0)),
-                   str(doc.get("algorithm", ALGORITHM)), str(doc.get("algorithm_version", ALGORITHM_VERSION)))
+                   str(doc.get("algorithm", ALGORITHM)), str(doc.get("algorithm_version", ALGORITHM_VERSION)),
+                   orientation=orientation)
 
     def to_iso(self) -> bytes:
         ppcm = int(round(self.dpi / 2.54))
@@ -102,7 +112,11 @@ class Template:
             iso_angle = (-float(t)) % (2 * math.pi)
             a = int(round(iso_angle / (2 * math.pi) * 256)) % 256
             body += struct.pack(">HHBB", (ISO_TYPES.get(int(ty), 0) << 14) | xi, yi, a, max(0, min(100, int(q))))
-        body += struct.pack(">H", 0)  # no extended data
+        if self.orientation.size:
+            area = struct.pack(">HH", FIELD_AREA, 4 + self.orientation.size) + self.orientation.tobytes()
+            body += struct.pack(">H", len(area)) + area
+        else:
+            body += struct.pack(">H", 0)  # no extended data
         length = 24 + len(body)
         header = b"FMR\x00" + b" 20\x00" + struct.pack(">IHHHHHBB", length, 0, self.width, self.height, ppcm,
                                                          ppcm, 1, 0)
@@ -135,14 +149,40 @@ class Template:
                 theta = (-(a * 2 * math.pi / 256)) % (2 * math.pi)
                 rows.append([tx & 0x3FFF, yy & 0x3FFF, theta, ty, q])
             off += 6 * n
+            orientation = orientation_field.EMPTY
             if off + 2 <= len(data):
                 (ext,) = struct.unpack(">H", data[off:off + 2])
+                orientation = _field_area(data[off + 2:off + 2 + ext])
                 off += 2 + ext
             if v == view:
                 dpi = int(round(xres * 2.54)) if xres else 500
                 return cls(np.asarray(rows, np.float32).reshape(-1, 5), int(w), int(h), dpi, int(pos),
-                           int(view_imp & 0x0F), int(fq), algorithm="iso-19794-2", version="2005")
+                           int(view_imp & 0x0F), int(fq), algorithm="iso-19794-2", version="2005",
+                           orientation=orientation)
         raise TemplateFormatError(f"record has no finger view {view}")
+
+
+def _field_area(ext: bytes) -> np.ndarray:
+    """The orientation field in a view's extended data (areas of type code, length including the 4-byte
+    header, data), or an empty one; other vendors' areas are skipped (and a layout that does not parse as
+    such areas, which some writers use, ends the search)."""
+    off = 0
+    while off + 4 <= len(ext):
+        kind, length = struct.unpack(">HH", ext[off:off + 4])
+        if length < 4 or off + length > len(ext):
+            break
+        if kind == FIELD_AREA:
+            try:
+                return orientation_field.validate(np.frombuffer(ext[off + 4:off + length], np.uint8))
+            except ValueError as exc:
+                raise TemplateFormatError(f"ISO record: {exc}") from exc
+        off += length
+    return orientation_field.EMPTY
+
+
+def field_at_500dpi(t: Template) -> np.ndarray:
+    """The template's orientation field as the matcher reads it beside resample_to_500dpi's minutiae."""
+    return orientation_field.scaled(t.orientation, t.dpi)
 
 
 def resample_to_500dpi(t: Template) -> np.ndarray:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bio_fingerprint.engine import matcher
 from bio_fingerprint.engine.indexing import default_positions
 from bio_fingerprint.engine.shards import Shard, shard_of
-from bio_fingerprint.engine.template import resample_to_500dpi
+from bio_fingerprint.engine.template import field_at_500dpi, resample_to_500dpi
 from bio_fingerprint.models import FingerprintTemplate
 from bio_fingerprint.service.codec import template_of
 from bio_shared.gallery_cache import GalleryCache
@@ -49,7 +49,9 @@ def _load(s: Session, owner_id: str) -> Gallery:
     rows = list(s.scalars(select(FingerprintTemplate).where(FingerprintTemplate.owner_id == owner_id)
                           .order_by(FingerprintTemplate.created_at, FingerprintTemplate.id)))
     entries = [Entry(r.id, r.subject, r.finger, r.impression) for r in rows]
-    return Gallery(matcher.Gallery([r.id for r in rows], [resample_to_500dpi(template_of(r)) for r in rows]), entries)
+    templates = [template_of(r) for r in rows]
+    return Gallery(matcher.Gallery([r.id for r in rows], [resample_to_500dpi(t) for t in templates],
+                                   [field_at_500dpi(t) for t in templates]), entries)
 
 
 def gallery_of(cache: GalleryCache[Gallery], sessions: sessionmaker[Session], owner_id: str) -> Gallery:
@@ -118,7 +120,9 @@ def _gallery(shard: Shard, entries: list[Entry], alive: np.ndarray) -> ShardGall
 
 def _load_shard(s: Session, owner_id: str, index: int, shards: int) -> ShardGallery:
     rows = _rows(s, owner_id, _shard_ids(s, owner_id, index, shards))
-    shard = Shard([r.id for r in rows], [resample_to_500dpi(template_of(r)) for r in rows], lsh_positions())
+    templates = [template_of(r) for r in rows]
+    shard = Shard([r.id for r in rows], [resample_to_500dpi(t) for t in templates], lsh_positions(),
+                  [field_at_500dpi(t) for t in templates])
     return _gallery(shard, _entries(rows), np.ones(len(rows), bool))
 
 
@@ -131,8 +135,9 @@ def _refresh_shard(s: Session, owner_id: str, index: int, shards: int, old: Shar
     if np.count_nonzero(~alive) > MAX_DEAD * max(1, len(ids)):
         return _load_shard(s, owner_id, index, shards)
     rows = _rows(s, owner_id, [i for i in ids if i not in old.by_id])
-    shard = old.shard.extended([r.id for r in rows], [resample_to_500dpi(template_of(r)) for r in rows]) \
-        if rows else old.shard
+    templates = [template_of(r) for r in rows]
+    shard = old.shard.extended([r.id for r in rows], [resample_to_500dpi(t) for t in templates],
+                               [field_at_500dpi(t) for t in templates]) if rows else old.shard
     return _gallery(shard, old.entries + _entries(rows), np.concatenate([alive, np.ones(len(rows), bool)]))
 
 

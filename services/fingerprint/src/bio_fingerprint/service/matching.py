@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bio_fingerprint.engine import matcher
 from bio_fingerprint.engine.pipeline import Quality
-from bio_fingerprint.engine.template import resample_to_500dpi
+from bio_fingerprint.engine.template import field_at_500dpi, resample_to_500dpi
 from bio_fingerprint.exceptions import NoTarget, TemplateNotFound, TooFewMinutiae, UnusablePrint
 from bio_fingerprint.models import FingerprintTemplate
 from bio_fingerprint.runtime import settings_of, state_of
@@ -34,6 +34,7 @@ class Probe:
     minutiae: np.ndarray
     quality: Quality | None
     source: str
+    field: np.ndarray  # orientation field (engine/orientation_field.py), empty for a template without one
 
 
 @dataclass(frozen=True)
@@ -87,14 +88,14 @@ def probe_from_image(rt: ServiceRuntime, data: bytes, preset: str | None, dpi: i
     if q.score < settings_of(rt).probe_min_quality or len(result.minutiae) < 5:
         raise UnusablePrint("no usable fingerprint in the probe image: " + ("; ".join(q.reasons) or "too few minutiae"),
                             details={"quality": q.to_dict()})
-    return Probe(result.minutiae, q, "image")
+    return Probe(result.minutiae, q, "image", result.orientation)
 
 
 def probe_from_template(data: bytes, fmt: str | None) -> Probe:
     tpl = parse_template(data, fmt)
     if len(tpl.minutiae) < 3:
         raise TooFewMinutiae("template has too few minutiae to match")
-    return Probe(resample_to_500dpi(tpl), None, "template")
+    return Probe(resample_to_500dpi(tpl), None, "template", field_at_500dpi(tpl))
 
 
 def _targets(rt: ServiceRuntime, identity: Identity, template_id: str | None, subject: str | None,
@@ -122,7 +123,9 @@ def verify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, template_id:
     rows = _targets(rt, identity, template_id, subject, finger)
     decision = calibration.decide(fmr, len(rows), ext, profile)
     with timed_inference("fingerprint", "match-1:1"):
-        scores = [matcher.score(probe.minutiae, resample_to_500dpi(template_of(r))) for r in rows]
+        templates = [template_of(r) for r in rows]
+        scores = [matcher.score(probe.minutiae, resample_to_500dpi(t), probe.field, field_at_500dpi(t))
+                  for t in templates]
     k = int(np.argmax(scores))
     best = float(scores[k])
     return VerifyResult(match=best >= decision.threshold, decision="template" if template_id else "subject",
@@ -146,7 +149,8 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
     if indexed:
         size = GallerySize(subjects, considered)
         with timed_inference("fingerprint", "match-1:N-indexed"):
-            hits = search.search(rt, identity.account_id, probe.minutiae, finger, top_k) if considered else []
+            hits = search.search(rt, identity.account_id, probe.minutiae, finger, top_k, probe.field) \
+                if considered else []
         ranked = [(h["score"], h["subject"], h["finger"], h["template_id"]) for h in hits]
     else:
         gallery = gallery_of(state_of(rt).galleries, rt.sessions, identity.account_id)
@@ -155,7 +159,7 @@ def identify(rt: ServiceRuntime, identity: Identity, probe: Probe, *, top_k: int
         considered = len(chosen)
         size = GallerySize(len({meta[i].subject for i in chosen}), considered)
         with timed_inference("fingerprint", "match-1:N"):
-            scores = gallery.packed.scores(probe.minutiae) if chosen else np.zeros(0)
+            scores = gallery.packed.scores(probe.minutiae, probe.field) if chosen else np.zeros(0)
         ranked = [(float(scores[i]), meta[i].subject, meta[i].finger, meta[i].template_id) for i in chosen]
     decision = calibration.decide(fpir, max(1, considered), ext, profile)
     best: dict[tuple[str, int], tuple[float, str]] = {}

@@ -15,7 +15,7 @@ from bio_fingerprint.engine.template import TYPE_NAMES
 from bio_fingerprint.exceptions import NotAPrint, with_file
 from bio_fingerprint.models import FingerprintOutput
 from bio_fingerprint.runtime import settings_of, state_of
-from bio_fingerprint.service.codec import pack
+from bio_fingerprint.service.codec import pack, pack_field
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import BioError, PayloadTooLarge, Unprocessable, UnsupportedMedia
 from bio_shared.images import ALLOWED_FORMATS, check_size, encode_png
@@ -101,6 +101,7 @@ def new_output(rt: ServiceRuntime, owner_id: str, result: Processed, filename: s
     return FingerprintOutput(id=new_id(), owner_id=owner_id, job_id=job_id, filename=(filename or "")[:255] or None,
                              image_key=key, quality=result.quality.score, minutiae_count=len(result.minutiae),
                              width=w, height=h, minutiae=pack(result.minutiae),
+                             orientation_field=pack_field(result.orientation),
                              details={"quality": result.quality.to_dict(), "steps": steps or [],
                                       "enhancement": dict(methods.__dict__)},
                              created_at=utcnow())

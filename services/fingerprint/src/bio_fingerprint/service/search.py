@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from bio_fingerprint.engine import shards
+from bio_fingerprint.engine import orientation_field, shards
 from bio_fingerprint.runtime import settings_of, state_of
 from bio_fingerprint.service.gallery import lsh_positions, shard_gallery_of
 from bio_shared.fanout import enable_results, fan_out
@@ -39,12 +39,14 @@ def configure(rt: ServiceRuntime) -> None:
 
 
 def search_shard(rt: ServiceRuntime, owner_id: str, index: int, count: int, minutiae: list[list[float]],
-                 finger: int | None, top_k: int, penetration: float) -> list[dict[str, Any]]:
+                 finger: int | None, top_k: int, penetration: float, field: list[int] | None = None
+                 ) -> list[dict[str, Any]]:
     """The best ``top_k`` (subject, finger) candidates of shard ``index`` of ``count``, best first."""
     g = shard_gallery_of(state_of(rt).shards, rt.sessions, owner_id, index, count)
     if not len(g.shard):
         return []
-    probe = shards.Probe.of(np.asarray(minutiae, np.float32).reshape(-1, 5), lsh_positions())
+    probe = shards.Probe.of(np.asarray(minutiae, np.float32).reshape(-1, 5), lsh_positions(),
+                            orientation_field.validate(np.asarray(field or [], np.uint8)))
     hits = shards.search_shard(g.shard, probe, top_k=top_k, penetration=penetration, allowed=g.allowed(finger),
                                groups=g.groups)
     out = []
@@ -54,12 +56,13 @@ def search_shard(rt: ServiceRuntime, owner_id: str, index: int, count: int, minu
     return out
 
 
-def search(rt: ServiceRuntime, owner_id: str, minutiae: np.ndarray, finger: int | None, top_k: int
-           ) -> list[dict[str, Any]]:
+def search(rt: ServiceRuntime, owner_id: str, minutiae: np.ndarray, finger: int | None, top_k: int,
+           field: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Every shard's candidates, merged by score (ties by template id)."""
     st = settings_of(rt)
     probe = np.asarray(minutiae[:, :5], np.float32).tolist()  # as it travels to a shard worker
-    calls = [(owner_id, i, st.shards, probe, finger, top_k, st.penetration) for i in range(st.shards)]
+    cells = [] if field is None else np.asarray(field, np.uint8).tolist()
+    calls = [(owner_id, i, st.shards, probe, finger, top_k, st.penetration, cells) for i in range(st.shards)]
     remote = distributed(rt)
     lists = fan_out(partial(search_shard, rt), calls, app=rt.celery if remote else None, task_name=TASK,
                     queue=[shard_queue(i) for i in range(st.shards)], timeout_s=st.shard_timeout_s)

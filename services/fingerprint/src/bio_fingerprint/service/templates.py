@@ -19,7 +19,7 @@ from bio_fingerprint.exceptions import (
 )
 from bio_fingerprint.models import FingerprintOutput, FingerprintTemplate
 from bio_fingerprint.runtime import settings_of
-from bio_fingerprint.service.codec import pack
+from bio_fingerprint.service.codec import pack, pack_field
 from bio_fingerprint.service.validation import check_finger, check_subject
 from bio_shared.db import session_scope, utcnow
 from bio_shared.errors import InvalidJson
@@ -107,7 +107,7 @@ def new_template_row(s: Session, owner_id: str, subject: str, finger: int, tpl: 
                               impression=next_impression(s, owner_id, subject, finger), algorithm=tpl.algorithm,
                               algorithm_version=tpl.version, quality=int(tpl.quality), minutiae_count=len(tpl.minutiae),
                               width=tpl.width, height=tpl.height, dpi=tpl.dpi, minutiae=pack(tpl.minutiae),
-                              source=source, output_id=output_id, created_at=utcnow())
+                              orientation_field=pack_field(tpl.orientation), source=source, output_id=output_id, created_at=utcnow())
     s.add(row)
     return row
 
