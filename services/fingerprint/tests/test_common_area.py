@@ -88,6 +88,20 @@ def test_pairs_whose_impressions_do_not_align_are_left_out(tmp_path: Path):
     assert common_area.common_fractions(rows, unrelated, tmp_path / "set") == [None]
 
 
+def test_impressions_align_by_their_minutiae_score_not_by_the_fieldless_fused_one(tmp_path: Path):
+    # the full impressions are prepared without orientation fields, so their fused score carries the
+    # prior's factor (0.67); whether they align is a question for the minutiae pairing alone
+    source = tmp_path / "1_1.png"
+    cv2.imwrite(str(source), np.full((300, 300), 128, np.uint8))
+    rows = _hand_set(tmp_path / "set", source, [[0, 0, 200, 300], [100, 0, 200, 300]])
+    a = _minutiae(np.random.default_rng(5))
+    b = np.concatenate([a[:28], _minutiae(np.random.default_rng(9), 12)])  # 28 of 40 shared, not moved
+    res = matcher.match_raw(*matcher.prepare(a), *matcher.prepare(b))
+    assert res[0] < common_area.ALIGNED_SCORE <= res[8]
+    [fraction] = common_area.common_fractions(rows, [a, b], tmp_path / "set")
+    assert fraction is not None and math.isclose(fraction, 0.5, abs_tol=0.01)
+
+
 def test_summary_counts_the_floor_and_the_eer_where_pairs_share_skin():
     fractions = [0.02, 0.5, 0.7, None, 0.05]
     genuine = np.array([0.1, 30.0, 40.0, 20.0, 0.3])

@@ -23,16 +23,19 @@ import cv2
 import numpy as np
 
 LOW_FRACTION = 0.10
-# full impressions scoring under this (about FMR 1e-4 on the shipped score table) are not trusted to align
+# full impressions whose minutiae score (before the field factor) is under this (about FMR 1e-4 on the
+# shipped score table) are not trusted to align
 ALIGNED_SCORE = 10.0
 
 
 def _alignment(a: Any, b: Any) -> tuple[float, float, float, float]:
-    """(score, rotation, x offset, y offset) mapping prepared template b onto a."""
+    """(minutiae score, rotation, x offset, y offset) mapping prepared template b onto a: the score before
+    the orientation-field factor, which templates prepared without their fields get at the prior's value
+    (the pairing and its alignment do not depend on the fields)."""
     from bio_fingerprint.engine.matcher import match_raw
 
     r = match_raw(*a, *b)
-    return float(r[0]), float(r[5]), float(r[6]), float(r[7])
+    return float(r[8]), float(r[5]), float(r[6]), float(r[7])
 
 
 def common_fractions(full_rows: list[tuple[Path, str]], full_templates: list[np.ndarray],
