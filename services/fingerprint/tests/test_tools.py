@@ -116,6 +116,39 @@ def test_fvc_protocol_pairs_and_metrics():
     assert "<svg" in evaluation.det_svg({"x": evaluation.rates(np.array([5.0, 6]), np.array([1.0, 5.5]))[1:]}, "t")
 
 
+def _scores_by_finger(n_fingers: int, seed: int) -> dict[str, object]:
+    """FVC-shaped scores: genuine ~ N(2, 1), impostor ~ N(0, 1), 8 impressions per finger."""
+    rng = np.random.default_rng(seed)
+    fingers = [f"f{f}" for f in range(n_fingers) for _ in range(8)]
+    pairs = evaluation.fvc_pairs(fingers)
+    finger = np.array([int(f[1:]) for f in fingers])
+    gen_f = finger[np.array(pairs["genuine"])[:, 0]]
+    imp_f = finger[np.array(pairs["impostor_all"])]
+    return {"gen": rng.normal(2, 1, len(gen_f)), "imp": rng.normal(0, 1, len(imp_f)), "gen_f": gen_f,
+            "imp_f": imp_f, "n": n_fingers}
+
+
+def test_eer_interval_resamples_fingers_and_narrows_with_more_of_them():
+    widths = []
+    for n in (10, 60):
+        d = _scores_by_finger(n, seed=n)
+        eer = evaluation.metrics(d["gen"], d["imp"])["eer"]
+        lo, hi = evaluation.eer_interval(d["gen"], d["imp"], d["gen_f"], d["imp_f"], d["n"], reps=300)
+        assert lo <= eer <= hi and lo < hi
+        widths.append(hi - lo)
+    assert widths[1] < 0.6 * widths[0], widths
+    # every error comes from one finger: resamples without it (about a third) have no error at all, which a
+    # bootstrap over single comparisons would never draw (28 genuine comparisons left out together)
+    d = _scores_by_finger(10, seed=1)
+    gen = np.where(d["gen_f"] == 0, -5.0, 50.0)
+    imp = np.clip(d["imp"], -1.0, 1.0)
+    assert evaluation.metrics(gen, imp)["eer"] > 0.05
+    lo, hi = evaluation.eer_interval(gen, imp, d["gen_f"], d["imp_f"], d["n"], reps=300)
+    assert lo == 0.0 and hi > 0.1
+    separated = evaluation.eer_interval(np.full(280, 9.0), imp, d["gen_f"], d["imp_f"], d["n"], reps=50)
+    assert separated == [0.0, 0.0]
+
+
 def test_evaluate_cli_reads_any_truth_csv(fp_root, tmp_path):
     folder = tmp_path / "set"
     folder.mkdir()
@@ -132,4 +165,7 @@ def test_evaluate_cli_reads_any_truth_csv(fp_root, tmp_path):
 
     res = json.loads(out.read_text())
     assert res["fvc"]["genuine"] == 2 and res["fvc"]["impostor"] == 1
+    for protocol in ("fvc", "all_pairs"):  # each EER comes with its confidence interval over fingers
+        lo, hi = res[protocol]["eer_ci95"]
+        assert 0 <= lo <= hi <= 1
     assert (tmp_path / "det.svg").read_text().startswith("<svg")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bio_fingerprint.bench_report import clean, pct, write_report
+from bio_fingerprint.bench_report import ci, clean, pct, write_report
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,8 @@ def _set_rows(base: Path, work: Path, s: DevSet) -> tuple[list[tuple[Path, str]]
 def _print_line(name: str, label: str, res: dict[str, Any]) -> None:
     f, a = res["fvc"], res["all_pairs"]
     speed = f"; {res['comparisons_per_s']:.0f} comparisons/s" if "comparisons_per_s" in res else ""
-    print(f"{name} {label}: EER {pct(f['eer'])} FMR100 {pct(f['fmr100'])} FMR1000 {pct(f['fmr1000'])} "
-          f"(all impostors: EER {pct(a['eer'])}, FMR1000 {pct(a['fmr1000'])}); extraction p50 "
+    print(f"{name} {label}: EER {pct(f['eer'])}{ci(f)} FMR100 {pct(f['fmr100'])} FMR1000 {pct(f['fmr1000'])} "
+          f"(all impostors: EER {pct(a['eer'])}{ci(a)}, FMR1000 {pct(a['fmr1000'])}); extraction p50 "
           f"{res['extraction_ms']['p50']:.0f} ms{speed}", flush=True)
 
 

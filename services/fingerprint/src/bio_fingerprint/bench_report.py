@@ -13,6 +13,14 @@ def pct(v: float) -> str:
     return f"{100 * v:.2f}%"
 
 
+def ci(m: dict[str, Any]) -> str:
+    """" [low-high]" of an EER's 95 % interval over fingers (evaluation.eer_interval), if it has one."""
+    interval = m.get("eer_ci95")
+    if not interval or interval[0] != interval[0]:  # none, or NaN (no comparisons)
+        return ""
+    return f" [{100 * interval[0]:.2f}-{100 * interval[1]:.2f}]"
+
+
 def clean(o: Any) -> Any:
     """JSON-ready copy: numpy scalars as numbers, arrays dropped, floats rounded."""
     if isinstance(o, dict):
@@ -29,7 +37,7 @@ def clean(o: Any) -> Any:
 
 
 def _accuracy_table(report: dict[str, Any]) -> list[str]:
-    lines = ["| set | tuned on it | matcher | EER | FMR100 | FMR1000 | ZeroFMR | EER (all impostors) | "
+    lines = ["| set | tuned on it | matcher | EER [95 % CI] | FMR100 | FMR1000 | ZeroFMR | EER (all impostors) [95 % CI] | "
              "FMR100 (all) | FMR1000 (all) | minutiae | extraction p50 | comparisons/s | per CPU s |",
              "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for db, r in report["sets"].items():
@@ -39,8 +47,8 @@ def _accuracy_table(report: dict[str, Any]) -> list[str]:
                 continue
             f, a = res["fvc"], res["all_pairs"]
             minutiae = f"{res['minutiae_mean']:.1f}" if "minutiae_mean" in res else ""
-            lines.append(f"| {db} | {'yes' if r['tuned_on'] else 'no'} | {name} | {pct(f['eer'])} | {pct(f['fmr100'])} | "
-                         f"{pct(f['fmr1000'])} | {pct(f['zero_fmr'])} | {pct(a['eer'])} | {pct(a['fmr100'])} | "
+            lines.append(f"| {db} | {'yes' if r['tuned_on'] else 'no'} | {name} | {pct(f['eer'])}{ci(f)} | {pct(f['fmr100'])} | "
+                         f"{pct(f['fmr1000'])} | {pct(f['zero_fmr'])} | {pct(a['eer'])}{ci(a)} | {pct(a['fmr100'])} | "
                          f"{pct(a['fmr1000'])} | {minutiae} | {res['extraction_ms']['p50']:.0f} ms | "
                          f"{res['comparisons_per_s']:.0f} | {res.get('comparisons_per_cpu_s', float('nan')):.0f} |")
     return lines

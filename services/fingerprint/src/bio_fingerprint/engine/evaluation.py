@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+BOOTSTRAP_REPS = 1000  # finger resamples behind a confidence interval
+
 
 def read_truth(folder: Path) -> list[tuple[Path, str]]:
     rows = []
@@ -121,15 +123,63 @@ def det_svg(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str) -> str
     return "\n".join(parts)
 
 
+def eer_interval(genuine: np.ndarray, impostor: np.ndarray, genuine_fingers: np.ndarray,
+                 impostor_fingers: np.ndarray, n_fingers: int, level: float = 0.95, reps: int = BOOTSTRAP_REPS,
+                 seed: int = 0) -> list[float]:
+    """[low, high] of a ``level`` confidence interval of the EER (as metrics computes it), by resampling
+    fingers with replacement (the subsets bootstrap of Bolle, Ratha and Pankanti 2004: the comparisons of
+    one finger are not independent of each other, the fingers are). A finger drawn c times weighs its
+    genuine comparisons c and an impostor comparison of fingers a and b c_a x c_b.
+    genuine_fingers: the finger index of each genuine comparison; impostor_fingers: (m, 2) finger indices."""
+    g = np.asarray(genuine, float)
+    i = np.asarray(impostor, float)
+    if len(g) == 0 or len(i) == 0 or n_fingers < 2:
+        return [float("nan"), float("nan")]
+    ths = np.unique(np.concatenate([g, i, [np.inf]]))
+    go, io = np.argsort(g, kind="stable"), np.argsort(i, kind="stable")
+    gpos = np.searchsorted(g[go], ths, side="left")
+    ipos = np.searchsorted(i[io], ths, side="left")
+    gf = np.asarray(genuine_fingers, np.int64)[go]
+    imf = np.asarray(impostor_fingers, np.int64).reshape(-1, 2)[io]
+    rng = np.random.default_rng(seed)
+    eers = np.full(reps, np.nan)
+    for r in range(reps):
+        c = np.bincount(rng.integers(0, n_fingers, n_fingers), minlength=n_fingers).astype(float)
+        gw, iw = c[gf], c[imf[:, 0]] * c[imf[:, 1]]
+        gt, it = gw.sum(), iw.sum()
+        if gt == 0 or it == 0:
+            continue
+        fnmr = np.concatenate([[0.0], np.cumsum(gw)])[gpos] / gt
+        fmr = 1.0 - np.concatenate([[0.0], np.cumsum(iw)])[ipos] / it
+        k = int(np.argmin(np.abs(fmr - fnmr)))
+        eers[r] = (fmr[k] + fnmr[k]) / 2
+    lo, hi = np.nanquantile(eers, [(1 - level) / 2, (1 + level) / 2])
+    return [float(lo), float(hi)]
+
+
 def evaluate_scores(n: int, fingers: list[str], compare: Callable[[list[tuple[int, int]]], np.ndarray],
-                    all_impostors: bool = True) -> dict[str, Any]:
-    """FVC metrics; compare scores a list of (index, index) pairs (a batch, so a compiled matcher can run
+                    all_impostors: bool = True, intervals: bool = True) -> dict[str, Any]:
+    """FVC metrics, each EER with its 95 % confidence interval over fingers (``eer_ci95``, unless not
+    ``intervals``); compare scores a list of (index, index) pairs (a batch, so a compiled matcher can run
     the whole list in one call)."""
     pairs = fvc_pairs(fingers)
     gen = np.asarray(compare(pairs["genuine"]), float)
     imp = np.asarray(compare(pairs["impostor"]), float)
     imp_all = np.asarray(compare(pairs["impostor_all"]), float) if all_impostors else np.zeros(0)
-    out = {"fvc": metrics(gen, imp), "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
+    ids = {f: k for k, f in enumerate(dict.fromkeys(fingers))}
+    finger = np.array([ids[f] for f in fingers], np.int64)
+
+    def of(idx: list[tuple[int, int]]) -> np.ndarray:
+        return finger[np.asarray(idx, np.int64).reshape(-1, 2)]
+
+    gen_f = of(pairs["genuine"])[:, 0]
+    fvc: dict[str, Any] = dict(metrics(gen, imp))
+    if intervals:
+        fvc["eer_ci95"] = eer_interval(gen, imp, gen_f, of(pairs["impostor"]), len(ids))
+    out: dict[str, Any] = {"fvc": fvc, "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
     if all_impostors:
-        out["all_pairs"] = metrics(gen, imp_all)
+        every: dict[str, Any] = dict(metrics(gen, imp_all))
+        if intervals:
+            every["eer_ci95"] = eer_interval(gen, imp_all, gen_f, of(pairs["impostor_all"]), len(ids))
+        out["all_pairs"] = every
     return out
