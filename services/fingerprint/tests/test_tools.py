@@ -169,3 +169,22 @@ def test_evaluate_cli_reads_any_truth_csv(fp_root, tmp_path):
         lo, hi = res[protocol]["eer_ci95"]
         assert 0 <= lo <= hi <= 1
     assert (tmp_path / "det.svg").read_text().startswith("<svg")
+
+
+def test_evaluate_cli_names_the_images_it_cannot_use_before_extracting(fp_root, tmp_path):
+    folder = tmp_path / "set"
+    folder.mkdir()
+    (folder / "101_1.tif").write_bytes((fp_root / "fvc2002" / "DB1_B" / "101_1.tif").read_bytes())
+    (folder / "101_2.tif").write_bytes(b"not an image")
+    (folder / "truth.csv").write_text("image,finger_id\n101_1.tif,101\n101_2.tif,101\ngone.tif,102\n")
+    out = tmp_path / "r.json"
+    run = subprocess.run([sys.executable, "-m", "bio_fingerprint.cli", "evaluate", str(folder), "--json", str(out)],
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "2 of 3 images cannot be used" in run.stderr
+    assert "101_2.tif: the file is not a supported image" in run.stderr and "gone.tif" in run.stderr
+    assert "Traceback" not in run.stderr and not out.exists()
+    (folder / "truth.csv").unlink()
+    run = subprocess.run([sys.executable, "-m", "bio_fingerprint.cli", "evaluate", str(folder)], capture_output=True,
+                         text=True)
+    assert run.returncode == 2 and "has no truth.csv" in run.stderr

@@ -13,7 +13,7 @@ import statistics
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -368,10 +368,39 @@ def identification_speed(templates: list[np.ndarray], fields: list[np.ndarray], 
             "comparisons_per_s": len(synth) / med}
 
 
-def evaluate(args: Any) -> None:
-    from bio_fingerprint.engine.evaluation import det_svg, rates, read_truth
+def checked_rows(folder: Path) -> list[tuple[Path, str]]:
+    """The rows of folder's truth.csv, every image readable; otherwise SystemExit (status 2) naming the folder
+    or up to 10 of the images that cannot be used and why, before any extraction starts."""
+    import sys
 
-    res = evaluate_rows(read_truth(Path(args.directory)), args.enhancement, args.extractor)
+    from bio_fingerprint.engine.evaluation import read_truth
+    from bio_shared.errors import BioError
+
+    def refuse(message: str) -> NoReturn:
+        print(f"bio-fingerprint evaluate: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+    if not (folder / "truth.csv").is_file():
+        refuse(f"{folder} has no truth.csv (columns image,finger_id)")
+    rows = read_truth(folder)
+    if not rows:
+        refuse(f"{folder / 'truth.csv'} lists no image with a finger_id")
+    bad = []
+    for path, _ in rows:
+        try:
+            gray(path)
+        except (OSError, ValueError, BioError) as exc:  # missing or unreadable file, not an image, too large
+            bad.append(f"{path}: {exc}")
+    if bad:
+        refuse(f"{len(bad)} of {len(rows)} images cannot be used:\n  " + "\n  ".join(bad[:10])
+               + ("\n  ..." if len(bad) > 10 else ""))
+    return rows
+
+
+def evaluate(args: Any) -> None:
+    from bio_fingerprint.engine.evaluation import det_svg, rates
+
+    res = evaluate_rows(checked_rows(Path(args.directory)), args.enhancement, args.extractor)
     scores = res.pop("scores")
     res.pop("templates")
     res.pop("fields")
