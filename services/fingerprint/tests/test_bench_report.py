@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+import pytest
+
 from bio_fingerprint import bench
-from bio_fingerprint.bench_report import write_report
+from bio_fingerprint.bench_report import ci, clean, pct, write_report
 
 
 def _res(eer: float) -> dict:
@@ -48,3 +51,12 @@ def test_report_lists_the_tuned_on_flag_command_and_rates(tmp_path):
     assert "| DB1_B-tiny | 280 | 279 | 0.69 | 4 | 1.43% | 0.78% |" in md
     stored = json.loads(out.with_suffix(".json").read_text())
     assert stored["sets"]["DB1_B-tiny"]["ours_leader"]["all_pairs"]["fmr1000"] == 0.02
+
+
+def test_report_json_is_strict_json_where_a_metric_has_no_comparisons():
+    # a set without genuine pairs (one impression per finger) has NaN metrics: null in the JSON, '-' in tables
+    res = clean({"fvc": {"eer": float("nan"), "eer_ci95": [float("nan"), float("nan")]}, "t": np.float64(np.inf),
+                 "ok": np.float32(0.25)})
+    assert res == {"fvc": {"eer": None, "eer_ci95": [None, None]}, "t": None, "ok": 0.25}
+    json.loads(json.dumps(res), parse_constant=lambda c: pytest.fail(f"{c} in the JSON"))
+    assert pct(res["fvc"]["eer"]) == "-" and ci(res["fvc"]) == ""

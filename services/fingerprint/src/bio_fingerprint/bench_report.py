@@ -9,20 +9,22 @@ from typing import Any
 import numpy as np
 
 
-def pct(v: float) -> str:
-    return f"{100 * v:.2f}%"
+def pct(v: float | None) -> str:
+    """A rate as a percentage; '-' for none (a metric without comparisons, null in the JSON)."""
+    return "-" if v is None or v != v else f"{100 * v:.2f}%"
 
 
 def ci(m: dict[str, Any]) -> str:
     """" [low-high]" of an EER's 95 % interval over fingers (evaluation.eer_interval), if it has one."""
     interval = m.get("eer_ci95")
-    if not interval or interval[0] != interval[0]:  # none, or NaN (no comparisons)
+    if not interval or interval[0] is None or interval[0] != interval[0]:  # none, or no comparisons
         return ""
     return f" [{100 * interval[0]:.2f}-{100 * interval[1]:.2f}]"
 
 
 def clean(o: Any) -> Any:
-    """JSON-ready copy: numpy scalars as numbers, arrays dropped, floats rounded."""
+    """JSON-ready copy: numpy scalars as numbers, arrays dropped, floats rounded, NaN and infinities as null
+    (json.dumps would write NaN, which strict JSON readers refuse)."""
     if isinstance(o, dict):
         return {k: clean(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
@@ -30,7 +32,7 @@ def clean(o: Any) -> Any:
     if isinstance(o, np.ndarray):
         return None
     if isinstance(o, (np.floating, float)):
-        return round(float(o), 6)
+        return round(float(o), 6) if np.isfinite(o) else None
     if isinstance(o, np.integer):
         return int(o)
     return o
