@@ -370,7 +370,9 @@ def identification_speed(templates: list[np.ndarray], fields: list[np.ndarray], 
 
 def checked_rows(folder: Path) -> list[tuple[Path, str]]:
     """The rows of folder's truth.csv, every image readable; otherwise SystemExit (status 2) naming the folder
-    or up to 10 of the images that cannot be used and why, before any extraction starts."""
+    or up to 10 of the images that cannot be used and why, before any extraction starts (decoding every
+    image here costs about 1 ms each, against ~200 ms of extraction, so a bad file late in a large set does
+    not end a run of minutes)."""
     import sys
 
     from bio_fingerprint.engine.evaluation import read_truth

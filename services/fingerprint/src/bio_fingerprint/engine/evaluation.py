@@ -55,15 +55,19 @@ def rates(genuine: np.ndarray, impostor: np.ndarray) -> tuple[np.ndarray, np.nda
     return ths, fmr, fnmr
 
 
+def _crossing(fmr: np.ndarray, fnmr: np.ndarray) -> tuple[int, float]:
+    """(threshold index, EER) as in FVC: the midpoint of FMR and FNMR where the curves cross."""
+    k = int(np.argmin(np.abs(fmr - fnmr)))
+    return k, float((fmr[k] + fnmr[k]) / 2)
+
+
 def metrics(genuine: list[float] | np.ndarray, impostor: list[float] | np.ndarray) -> dict[str, float]:
     g = np.asarray(genuine, float)
     i = np.asarray(impostor, float)
     if len(g) == 0 or len(i) == 0:
         return {"eer": float("nan"), "fmr100": float("nan"), "fmr1000": float("nan"), "zero_fmr": float("nan")}
     ths, fmr, fnmr = rates(g, i)
-    k = int(np.argmin(np.abs(fmr - fnmr)))
-    # EER as in FVC: midpoint where the curves cross
-    eer = float((fmr[k] + fnmr[k]) / 2)
+    k, eer = _crossing(fmr, fnmr)
 
     def at(limit: float) -> float:
         ok = fmr <= limit + 1e-12
@@ -151,8 +155,7 @@ def eer_interval(genuine: np.ndarray, impostor: np.ndarray, genuine_fingers: np.
             continue
         fnmr = np.concatenate([[0.0], np.cumsum(gw)])[gpos] / gt
         fmr = 1.0 - np.concatenate([[0.0], np.cumsum(iw)])[ipos] / it
-        k = int(np.argmin(np.abs(fmr - fnmr)))
-        eers[r] = (fmr[k] + fnmr[k]) / 2
+        eers[r] = _crossing(fmr, fnmr)[1]
     lo, hi = np.nanquantile(eers, [(1 - level) / 2, (1 + level) / 2])
     return [float(lo), float(hi)]
 
@@ -169,17 +172,16 @@ def evaluate_scores(n: int, fingers: list[str], compare: Callable[[list[tuple[in
     ids = {f: k for k, f in enumerate(dict.fromkeys(fingers))}
     finger = np.array([ids[f] for f in fingers], np.int64)
 
-    def of(idx: list[tuple[int, int]]) -> np.ndarray:
-        return finger[np.asarray(idx, np.int64).reshape(-1, 2)]
-
-    gen_f = of(pairs["genuine"])[:, 0]
-    fvc: dict[str, Any] = dict(metrics(gen, imp))
-    if intervals:
-        fvc["eer_ci95"] = eer_interval(gen, imp, gen_f, of(pairs["impostor"]), len(ids))
-    out: dict[str, Any] = {"fvc": fvc, "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
-    if all_impostors:
-        every: dict[str, Any] = dict(metrics(gen, imp_all))
+    def measured(impostor: np.ndarray, kind: str) -> dict[str, Any]:
+        m: dict[str, Any] = dict(metrics(gen, impostor))
         if intervals:
-            every["eer_ci95"] = eer_interval(gen, imp_all, gen_f, of(pairs["impostor_all"]), len(ids))
-        out["all_pairs"] = every
+            gen_f = finger[np.asarray(pairs["genuine"], np.int64).reshape(-1, 2)[:, 0]]
+            imp_f = finger[np.asarray(pairs[kind], np.int64).reshape(-1, 2)]
+            m["eer_ci95"] = eer_interval(gen, impostor, gen_f, imp_f, len(ids))
+        return m
+
+    out: dict[str, Any] = {"fvc": measured(imp, "impostor"),
+                           "scores": {"genuine": gen, "impostor": imp, "impostor_all": imp_all}}
+    if all_impostors:
+        out["all_pairs"] = measured(imp_all, "impostor_all")
     return out
